@@ -1,0 +1,153 @@
+"""The index façade used by ingestion and by the answer layer: writes documents atomically, searches them.
+
+Write protocol for one document (see `Catalog`): begin -> upsert new version -> delete other versions ->
+flush -> commit. Readers therefore see the old version or the new one; a crash is repaired by `recover`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from index.catalog import Catalog, DocumentRecord
+from index.embedding import Embedder
+from index.models import AccessLabel, Chunk, SearchFilter, SearchHit, classification_rank
+from index.settings import VigieSettings
+from index.sparse import SparseEncoder
+from index.store import SearchMode, StoredPoint, VectorStore
+
+log = logging.getLogger(__name__)
+UPSERT_BATCH = 256
+
+
+def open_store(settings: VigieSettings) -> VectorStore:
+    """The configured engine: a Qdrant server when `qdrant_url` is set, else the embedded qdrant-edge."""
+    if settings.qdrant_url:
+        from index.server_store import ServerStore
+
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return ServerStore(settings.qdrant_collection, url=settings.qdrant_url, api_key=key,
+                           hnsw_m=settings.hnsw_m, hnsw_ef_construct=settings.hnsw_ef_construct)
+    from index.edge_store import EdgeStore
+
+    return EdgeStore(settings.resolved_index_path, hnsw_m=settings.hnsw_m,
+                     hnsw_ef_construct=settings.hnsw_ef_construct)
+
+
+@dataclass
+class DocumentVersion:
+    """What is about to be written for one document."""
+
+    doc_id: str
+    path: str
+    title: str
+    format: str
+    sha256: str
+    pages: int | None
+    access: AccessLabel
+
+
+class DocumentIndex:
+    """Owns the store, the catalog, the embedder and the sparse encoder for one process."""
+
+    def __init__(self, settings: VigieSettings, store: VectorStore | None = None,
+                 embedder: Embedder | None = None, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings)
+        self.catalog = catalog or Catalog(settings.catalog_path)
+        self._embedder = embedder
+        self.sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
+        self.recovered = self.recover()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.settings.resolved_embedding_model, threads=self.settings.threads,
+                                      batch_size=self.settings.embedding_batch_size,
+                                      max_seq_length=self.settings.embedding_max_seq_length)
+        return self._embedder
+
+    # ---- writes -------------------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Finish or undo replacements interrupted by a crash; returns the affected document ids."""
+        fixed = []
+        for record in self.catalog.pending():
+            present = self.store.count(doc_id=record.doc_id, doc_sha256=record.pending_sha256)
+            if present == record.pending_count:
+                self.store.delete(record.doc_id, keep_sha256=record.pending_sha256)
+                self.store.flush()
+                self.catalog.commit(record.doc_id, record.title, record.format, record.pages,
+                                    record.classification, record.groups)
+                log.warning("recovered %s: interrupted update completed (%d chunks)", record.path, present)
+            else:
+                self.store.delete(record.doc_id, doc_sha256=record.pending_sha256)
+                self.store.flush()
+                self.catalog.abort(record.doc_id)
+                log.warning("recovered %s: interrupted update rolled back (%d of %s chunks written)",
+                            record.path, present, record.pending_count)
+            fixed.append(record.doc_id)
+        return fixed
+
+    def encode(self, chunks: Sequence[Chunk]) -> list[StoredPoint]:
+        """Dense and sparse vectors for chunks (the expensive step, done before touching the index)."""
+        if not chunks:
+            return []
+        dense = self.embedder.embed_passages([c.embed_text for c in chunks])
+        self.store.ensure_collection(self.embedder.dimension)
+        return [
+            StoredPoint(c.chunk_id, vec.tolist(), self.sparse.encode_document(c.embed_text, c.language), c.to_payload())
+            for c, vec in zip(chunks, dense, strict=True)
+        ]
+
+    def replace_document(self, version: DocumentVersion, points: list[StoredPoint]) -> int:
+        """Atomically make `points` the document's only chunks; returns how many old chunks were removed."""
+        old = self.catalog.get(version.doc_id)
+        old_count = old.chunk_count if old and old.sha256 else 0
+        self.catalog.begin(version.doc_id, version.access.collection, version.path, version.sha256, len(points))
+        for start in range(0, len(points), UPSERT_BATCH):
+            self.store.upsert(points[start:start + UPSERT_BATCH])
+        self.store.delete(version.doc_id, keep_sha256=version.sha256)
+        self.store.flush()
+        self.catalog.commit(version.doc_id, version.title, version.format, version.pages,
+                            version.access.classification, version.access.groups)
+        return old_count
+
+    def relabel_document(self, doc_id: str, access: AccessLabel) -> None:
+        """Change who may see an unchanged document without re-embedding it."""
+        self.store.set_payload(doc_id, {
+            "classification": access.classification,
+            "classification_rank": classification_rank(access.classification),
+            "groups": list(access.groups),
+        })
+        self.store.flush()
+        self.catalog.relabel(doc_id, access.classification, access.groups)
+
+    def remove_document(self, record: DocumentRecord) -> int:
+        """Delete a document and its catalog entry; returns the number of chunks removed."""
+        self.store.delete(record.doc_id)
+        self.store.flush()
+        self.catalog.remove(record.doc_id)
+        return record.chunk_count
+
+    def finish_batch(self) -> None:
+        """Build the HNSW graph and merge segments once a batch is written."""
+        self.store.optimize()
+        self.store.flush()
+
+    # ---- reads --------------------------------------------------------------------------------------------
+    def search(self, query: str, k: int | None = None, flt: SearchFilter | None = None,
+               mode: SearchMode = "hybrid") -> list[SearchHit]:
+        """Hybrid (dense + BM25, RRF) search under `flt`; modes 'dense' and 'sparse' serve evaluation."""
+        k = k or self.settings.search_k
+        dense = self.embedder.embed_query(query).tolist() if mode != "sparse" else None
+        sparse = self.sparse.encode_query(query) if mode != "dense" else None
+        results = self.store.search(dense, sparse, flt or SearchFilter(), limit=k,
+                                    prefetch_limit=max(self.settings.prefetch_k, k), rrf_k=self.settings.rrf_k,
+                                    mode=mode)
+        return [SearchHit(Chunk.from_payload(r.payload), r.score, rank)
+                for rank, r in enumerate(results, start=1)]
+
+    def close(self) -> None:
+        self.store.close()
+        self.catalog.close()

@@ -1,0 +1,65 @@
+"""Dense embeddings with sentence-transformers, loaded from a local folder only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingModelMissing(RuntimeError):
+    """The configured embedding folder does not exist or is not a sentence-transformers model."""
+
+
+class Embedder:
+    """Wraps a sentence-transformers model; applies the model's own query/passage prompts when it has them."""
+
+    def __init__(self, model_dir: Path, threads: int | None = None, batch_size: int = 32,
+                 max_seq_length: int | None = None) -> None:
+        if not (model_dir / "modules.json").is_file():
+            raise EmbeddingModelMissing(
+                f"embedding model not found at {model_dir} (no modules.json): run the installer "
+                "(scripts/install.sh) or set VIGIE_EMBEDDING_MODEL to a sentence-transformers folder"
+            )
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        if max_seq_length:
+            self._model.max_seq_length = min(max_seq_length, self._model.max_seq_length or max_seq_length)
+        prompts = getattr(self._model, "prompts", {}) or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = next((p for p in ("passage", "document") if p in prompts), None)
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.name = model_dir.name
+        log.info("embedding model %s loaded (dim %d)", model_dir, self.dimension)
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+        return self._model.encode(
+            list(texts),
+            prompt_name=prompt_name,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for passages (shape: len(texts) x dimension)."""
+        return self._encode(texts, self._passage_prompt)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Unit vector for one search query."""
+        return self._encode([text], self._query_prompt)[0]

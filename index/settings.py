@@ -1,0 +1,114 @@
+"""One typed settings object for the whole of Vigie.
+
+Sources, highest priority first: constructor arguments, `VIGIE_*` environment variables, a TOML file
+(`VIGIE_CONFIG`, else `./vigie.toml`, else `$VIGIE_HOME/vigie.toml`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("VIGIE_HOME") or Path.home() / ".vigie").expanduser()
+
+
+def _toml_file() -> Path | None:
+    explicit = os.environ.get("VIGIE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path("vigie.toml"), _default_home() / "vigie.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class VigieSettings(BaseSettings):
+    """Every knob an operator can turn. Paths left empty are derived from `home`."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Data folder: index, models, catalog.")
+
+    # Index backend: embedded qdrant-edge at `index_path`, or a Qdrant server when `qdrant_url` is set.
+    index_path: Path | None = Field(None, description="Embedded index folder (default: HOME/index).")
+    qdrant_url: str | None = Field(None, description="Qdrant server or cluster URL; empty = embedded engine.")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = Field("vigie", description="Physical Qdrant collection holding every chunk.")
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+
+    # Embeddings: a sentence-transformers folder on disk; never a hub name.
+    embedding_model: Path | None = Field(None, description="sentence-transformers folder (default: HOME/models/...).")
+    embedding_batch_size: int = 32
+    embedding_max_seq_length: int = 512
+
+    # Chunking, in characters (multilingual-e5 sees at most 512 tokens; ~1,500 French characters fit).
+    chunk_size: int = Field(1200, ge=200)
+    chunk_overlap: int = Field(150, ge=0)
+    chunk_min_size: int = Field(200, ge=0)
+
+    # Parsing isolation.
+    parse_timeout_s: float = Field(300.0, gt=0)
+    max_file_mb: float = Field(200.0, gt=0)
+    parse_memory_mb: int = Field(6144, ge=256)
+
+    # Retrieval.
+    search_k: int = 8
+    prefetch_k: int = 50
+    rrf_k: int = 60
+    bm25_avg_len: float = 120.0
+
+    threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _toml_file()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("home", "index_path", "embedding_model", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def resolved_index_path(self) -> Path:
+        return self.index_path or self.home / "index"
+
+    @property
+    def resolved_embedding_model(self) -> Path:
+        return self.embedding_model or self.home / "models" / "multilingual-e5-small"
+
+    @property
+    def catalog_path(self) -> Path:
+        """SQLite catalog of ingested documents (content hashes, pending replacements)."""
+        if self.qdrant_url:
+            safe = "".join(c if c.isalnum() else "_" for c in self.qdrant_url)
+            return self.home / f"catalog-{safe}-{self.qdrant_collection}.sqlite3"
+        return self.resolved_index_path / f"catalog-{self.qdrant_collection}.sqlite3"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> VigieSettings:
+    """The process-wide settings, read once."""
+    return VigieSettings()

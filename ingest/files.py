@@ -1,0 +1,96 @@
+"""Finding the files to ingest, hashing them, and checking that their bytes match their extension."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+# extension -> format name used everywhere else (payload `doc_format`, parser dispatch)
+FORMATS: dict[str, str] = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "txt",
+    ".eml": "eml",
+}
+_ZIP_FORMATS = {"docx": "word/", "pptx": "ppt/", "xlsx": "xl/"}
+
+
+class UnsupportedFile(ValueError):
+    """The file cannot be ingested; the message is the reason shown to the admin."""
+
+
+def detect_format(path: Path) -> str:
+    """Format from the extension, confirmed by the file's first bytes; raises UnsupportedFile with a reason."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UnsupportedFile(f"unsupported format: extension {path.suffix or '(none)'!r} "
+                              f"(supported: {', '.join(sorted(set(FORMATS)))})")
+    with path.open("rb") as handle:
+        head = handle.read(1024)
+    if not head.strip():
+        raise UnsupportedFile("empty file")
+    if fmt == "pdf" and b"%PDF-" not in head:
+        raise UnsupportedFile("not a PDF: the file does not start with a %PDF header (mislabeled?)")
+    if fmt in _ZIP_FORMATS:
+        if head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise UnsupportedFile(f"password-protected or legacy binary Office file, not a .{fmt} package")
+        if not zipfile.is_zipfile(path):
+            raise UnsupportedFile(f"not a valid .{fmt} file: it is not an Office Open XML (zip) package "
+                                  "(mislabeled or corrupt)")
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.startswith(_ZIP_FORMATS[fmt]) for name in archive.namelist()):
+                raise UnsupportedFile(f"not a valid .{fmt} file: the zip holds no {_ZIP_FORMATS[fmt]} part")
+    if fmt in {"txt", "md", "html", "eml"} and b"\x00" in head:
+        raise UnsupportedFile(f"binary content in a .{path.suffix.lstrip('.')} file (mislabeled?)")
+    return fmt
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """Files to ingest under the given files/folders (sorted, hidden files skipped) and the folders walked."""
+    files: list[Path] = []
+    folders: list[Path] = []
+    for root in paths:
+        root = root.expanduser().resolve()
+        if root.is_dir():
+            folders.append(root)
+            files.extend(
+                p for p in sorted(root.rglob("*"))
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
+        elif root.is_file():
+            files.append(root)
+        else:
+            raise FileNotFoundError(f"{root}: no such file or folder")
+    seen: set[Path] = set()
+    unique = [f for f in files if not (f in seen or seen.add(f))]
+    return unique, folders
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode text bytes: BOM, then strict UTF-8, then cp1252, then latin-1. Returns (text, encoding)."""
+    for bom, name in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return data.decode(name), name
+    for name in ("utf-8", "cp1252"):
+        try:
+            return data.decode(name), name
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "latin-1"
