@@ -112,6 +112,9 @@ def chunk_elements(elements: list[Element], size: int = 1200, overlap: int = 150
     if current.parts:
         sections.append(current)
 
+    if not sections and any(e.kind == "title" for e in elements):
+        # Only headings (short lines a heuristic took for titles): their text is the content.
+        sections = [_Section(path=[], parts=[(e.text, e.page) for e in elements])]
     drafts: list[ChunkDraft] = []
     for section in sections:
         drafts.extend(_pack(section, size, overlap))
