@@ -1,0 +1,105 @@
+"""The embedded engine (qdrant-edge) and the server API (qdrant-client, local mode standing in for a server)
+must give the same hits for the same data, queries and filters (the qdrant-client congruence-test idea)."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.catalog import Catalog
+from index.document_index import DocumentIndex
+from index.edge_store import EdgeStore
+from index.models import AccessLabel, SearchFilter
+from index.server_store import ServerStore
+from index.settings import VigieSettings
+from ingest.pipeline import run_ingest
+
+QUERIES = [
+    "Qui est le chef des armées ?",
+    "conseil de défense et de sécurité nationale",
+    "information security classification levels",
+    "mobilisation générale mise en garde",
+    "réserve opérationnelle",
+]
+FILTERS = [
+    SearchFilter(),
+    SearchFilter(collections=("code",)),
+    SearchFilter(groups=("cyber",)),
+    SearchFilter(groups=()),
+    SearchFilter(max_classification_rank=0),
+]
+
+
+@pytest.fixture(scope="module")
+def both(embedder, tmp_path_factory, fixture_docs):
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    files = [samples / "code-de-la-defense_partie-legislative_partie-1.md",
+             samples / "classification-levels-note.md"]
+    indexes = []
+    for name in ("edge", "client"):
+        home = tmp_path_factory.mktemp(name)
+        settings = VigieSettings(home=home, parse_timeout_s=120)
+        store = EdgeStore(home / "index") if name == "edge" else ServerStore("vigie", local_path=home / "qdrant")
+        idx = DocumentIndex(settings, store=store, embedder=embedder, catalog=Catalog(home / "catalog.sqlite3"))
+        run_ingest([files[0]], idx, access=AccessLabel(collection="code"))
+        run_ingest([files[1]], idx, access=AccessLabel(collection="notes", classification="DR", groups=("cyber",)))
+        run_ingest([fixture_docs["doctrine.md"]], idx, access=AccessLabel(collection="notes", groups=("terre",)))
+        indexes.append(idx)
+    yield indexes
+    for idx in indexes:
+        idx.close()
+
+
+def _tie_groups(hits) -> list[tuple[float, frozenset[str]]]:
+    """Ranked hits as groups of equal score: engines may order exact ties differently, nothing else."""
+    groups: list[tuple[float, set[str]]] = []
+    for h in hits:
+        if groups and abs(groups[-1][0] - h.score) <= 1e-6 * max(1.0, abs(h.score)):
+            groups[-1][1].add(h.chunk.chunk_id)
+        else:
+            groups.append((h.score, {h.chunk.chunk_id}))
+    return [(score, frozenset(ids)) for score, ids in groups]
+
+
+def test_same_points_in_both_backends(both):
+    edge, client = both
+    assert edge.store.count() == client.store.count() > 50
+    assert edge.store.doc_versions() == client.store.doc_versions()
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+@pytest.mark.parametrize("flt", FILTERS, ids=["none", "collection", "groups", "public-only", "NP"])
+def test_same_hits_in_both_backends(both, mode, flt):
+    edge, client = both
+    for query in QUERIES:
+        a = edge.search(query, k=8, flt=flt, mode=mode)
+        b = client.search(query, k=8, flt=flt, mode=mode)
+        assert len(a) == len(b), query
+        ga, gb = _tie_groups(a), _tie_groups(b)
+        assert len(ga) == len(gb), (query, mode)
+        for (score_a, ids_a), (score_b, ids_b) in zip(ga[:-1], gb[:-1], strict=True):
+            assert ids_a == ids_b, (query, mode)
+            assert score_a == pytest.approx(score_b, rel=1e-4)
+        assert ga[-1][0] == pytest.approx(gb[-1][0], rel=1e-4)  # the cut-off group may hold other tied ids
+
+
+def test_filters_really_restrict(both):
+    edge, _ = both
+    assert {h.chunk.access.collection for h in edge.search("défense", k=20, flt=FILTERS[1])} == {"code"}
+    cyber = edge.search("classification", k=50, flt=SearchFilter(groups=("cyber",)))
+    assert all(not h.chunk.access.groups or "cyber" in h.chunk.access.groups for h in cyber)
+    assert any("cyber" in h.chunk.access.groups for h in cyber)
+    public = edge.search("classification", k=50, flt=SearchFilter(groups=()))
+    assert public and all(not h.chunk.access.groups for h in public)
+    np_only = edge.search("classification", k=50, flt=SearchFilter(max_classification_rank=0))
+    assert all(h.chunk.access.classification == "NP" for h in np_only)
+
+
+def test_delete_and_replace_agree(both, fixture_docs):
+    for idx in both:
+        record = next(r for r in idx.catalog.all() if r.path.endswith("doctrine.md"))
+        idx.remove_document(record)
+    edge, client = both
+    assert edge.store.count() == client.store.count()
+    assert edge.store.doc_versions() == client.store.doc_versions()
