@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,7 +14,6 @@ VIGIE_NAMESPACE = uuid.UUID("6f1c2d52-8a4e-5b7e-9c3a-1d0e2f4a5b6c")
 CLASSIFICATION_LEVELS: tuple[str, ...] = ("NP", "DR", "S", "TS")
 _CLASSIFICATION_ALIASES = {
     "NON PROTEGE": "NP",
-    "NON-PROTEGE": "NP",
     "PUBLIC": "NP",
     "UNCLASSIFIED": "NP",
     "DIFFUSION RESTREINTE": "DR",
@@ -26,7 +26,8 @@ _CLASSIFICATION_ALIASES = {
 
 def normalize_classification(value: str) -> str:
     """Map a classification name or alias to its short level (NP, DR, S, TS); raise ValueError otherwise."""
-    key = value.strip().upper().replace("É", "E").replace("_", " ")
+    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    key = " ".join(folded.upper().replace("_", " ").replace("-", " ").split())
     if key in CLASSIFICATION_LEVELS:
         return key
     if key in _CLASSIFICATION_ALIASES:

@@ -39,7 +39,7 @@ def ingested(fixture_docs, embedder, tmp_path_factory):
 
 
 def test_all_good_formats_indexed_and_bad_ones_reported(ingested):
-    idx, report, docs = ingested
+    idx, report, _ = ingested
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert set(failed) == set(BAD), failed
     for name, expected in BAD.items():
