@@ -7,6 +7,7 @@ flush -> commit. Readers therefore see the old version or the new one; a crash i
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,8 @@ class DocumentIndex:
         self.catalog = catalog or Catalog(settings.catalog_path)
         self._embedder = embedder
         self.sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
+        # Serializes store access when one engine process ingests while it answers (searches stay short).
+        self._lock = threading.RLock()
         self.recovered = self.recover()
 
     @property
@@ -102,38 +105,43 @@ class DocumentIndex:
 
     def replace_document(self, version: DocumentVersion, points: list[StoredPoint]) -> int:
         """Atomically make `points` the document's only chunks; returns how many old chunks were removed."""
-        old = self.catalog.get(version.doc_id)
-        old_count = old.chunk_count if old and old.sha256 else 0
-        self.catalog.begin(version.doc_id, version.access.collection, version.path, version.sha256, len(points))
-        for start in range(0, len(points), UPSERT_BATCH):
-            self.store.upsert(points[start:start + UPSERT_BATCH])
-        self.store.delete(version.doc_id, keep_sha256=version.sha256)
-        self.store.flush()
-        self.catalog.commit(version.doc_id, version.title, version.format, version.pages,
-                            version.access.classification, version.access.groups)
-        return old_count
+        with self._lock:
+            old = self.catalog.get(version.doc_id)
+            old_count = old.chunk_count if old and old.sha256 else 0
+            self.catalog.begin(version.doc_id, version.access.collection, version.path, version.sha256,
+                               len(points))
+            for start in range(0, len(points), UPSERT_BATCH):
+                self.store.upsert(points[start:start + UPSERT_BATCH])
+            self.store.delete(version.doc_id, keep_sha256=version.sha256)
+            self.store.flush()
+            self.catalog.commit(version.doc_id, version.title, version.format, version.pages,
+                                version.access.classification, version.access.groups)
+            return old_count
 
     def relabel_document(self, doc_id: str, access: AccessLabel) -> None:
         """Change who may see an unchanged document without re-embedding it."""
-        self.store.set_payload(doc_id, {
-            "classification": access.classification,
-            "classification_rank": classification_rank(access.classification),
-            "groups": list(access.groups),
-        })
-        self.store.flush()
-        self.catalog.relabel(doc_id, access.classification, access.groups)
+        with self._lock:
+            self.store.set_payload(doc_id, {
+                "classification": access.classification,
+                "classification_rank": classification_rank(access.classification),
+                "groups": list(access.groups),
+            })
+            self.store.flush()
+            self.catalog.relabel(doc_id, access.classification, access.groups)
 
     def remove_document(self, record: DocumentRecord) -> int:
         """Delete a document and its catalog entry; returns the number of chunks removed."""
-        self.store.delete(record.doc_id)
-        self.store.flush()
-        self.catalog.remove(record.doc_id)
-        return record.chunk_count
+        with self._lock:
+            self.store.delete(record.doc_id)
+            self.store.flush()
+            self.catalog.remove(record.doc_id)
+            return record.chunk_count
 
     def finish_batch(self) -> None:
         """Build the HNSW graph and merge segments once a batch is written."""
-        self.store.optimize()
-        self.store.flush()
+        with self._lock:
+            self.store.optimize()
+            self.store.flush()
 
     # ---- reads --------------------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, flt: SearchFilter | None = None,
@@ -142,11 +150,25 @@ class DocumentIndex:
         k = k or self.settings.search_k
         dense = self.embedder.embed_query(query).tolist() if mode != "sparse" else None
         sparse = self.sparse.encode_query(query) if mode != "dense" else None
-        results = self.store.search(dense, sparse, flt or SearchFilter(), limit=k,
-                                    prefetch_limit=max(self.settings.prefetch_k, k), rrf_k=self.settings.rrf_k,
-                                    mode=mode)
+        with self._lock:
+            results = self.store.search(dense, sparse, flt or SearchFilter(), limit=k,
+                                        prefetch_limit=max(self.settings.prefetch_k, k), rrf_k=self.settings.rrf_k,
+                                        mode=mode)
         return [SearchHit(Chunk.from_payload(r.payload), r.score, rank)
                 for rank, r in enumerate(results, start=1)]
+
+    def retrieve(self, query: str, k: int, flt: SearchFilter | None = None) -> tuple[list[SearchHit], float]:
+        """Hybrid hits plus the best dense cosine under the same filter: a calibrated 'is anything relevant?'."""
+        flt = flt or SearchFilter()
+        dense = self.embedder.embed_query(query).tolist()
+        sparse = self.sparse.encode_query(query)
+        with self._lock:
+            fused = self.store.search(dense, sparse, flt, limit=k, prefetch_limit=max(self.settings.prefetch_k, k),
+                                      rrf_k=self.settings.rrf_k, mode="hybrid")
+            best = self.store.search(dense, None, flt, limit=1, prefetch_limit=1, rrf_k=self.settings.rrf_k,
+                                     mode="dense")
+        hits = [SearchHit(Chunk.from_payload(r.payload), r.score, rank) for rank, r in enumerate(fused, start=1)]
+        return hits, (best[0].score if best else 0.0)
 
     def close(self) -> None:
         self.store.close()

@@ -19,6 +19,10 @@ from pydantic_settings import (
 )
 
 
+DEFAULT_LLM_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+DEFAULT_LLM_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("VIGIE_HOME") or Path.home() / ".vigie").expanduser()
 
@@ -71,6 +75,25 @@ class VigieSettings(BaseSettings):
 
     threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
 
+    # Local language model (GGUF through llama.cpp). Another model: set its path AND its expected SHA-256.
+    llm_model: Path | None = Field(None, description="GGUF file (default: HOME/models/qwen2.5-coder-1.5b-...).")
+    llm_sha256: str = Field(DEFAULT_LLM_SHA256, description="Expected SHA-256 of the GGUF; loading refuses others.")
+    llm_context: int = Field(4096, ge=512)
+    llm_threads: int | None = None
+    llm_gpu_layers: int = 0
+    llm_max_tokens: int = Field(384, ge=16)
+    llm_temperature: float = Field(0.0, ge=0.0)
+    generation_timeout_s: float = Field(180.0, gt=0)
+    answer_sources: int = Field(6, ge=1, le=20)
+    source_token_budget: int = Field(2200, ge=200)
+    relevance_threshold: float = Field(0.80, description="Refuse without the model below this dense cosine.")
+    condense_followups: bool = Field(False, description="Rewrite follow-ups with the LLM before retrieval.")
+
+    # Engine (one long-running process owning index, embedder and model).
+    engine_host: str = "127.0.0.1"
+    engine_port: int = 8765
+    engine_token: SecretStr | None = Field(None, description="Bearer token required by the engine when set.")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -86,7 +109,7 @@ class VigieSettings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
 
-    @field_validator("home", "index_path", "embedding_model", mode="after")
+    @field_validator("home", "index_path", "embedding_model", "llm_model", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
@@ -98,6 +121,14 @@ class VigieSettings(BaseSettings):
     @property
     def resolved_embedding_model(self) -> Path:
         return self.embedding_model or self.home / "models" / "multilingual-e5-small"
+
+    @property
+    def resolved_llm_model(self) -> Path:
+        return self.llm_model or self.home / "models" / DEFAULT_LLM_FILE
+
+    @property
+    def engine_url(self) -> str:
+        return f"http://{self.engine_host}:{self.engine_port}"
 
     @property
     def catalog_path(self) -> Path:

@@ -1,0 +1,102 @@
+"""The local language model: a GGUF file verified by SHA-256, run by llama.cpp, streamed token by token."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.settings import VigieSettings
+
+log = logging.getLogger(__name__)
+# llama.cpp's OpenMP threads otherwise spin for a long time after each step: with another process on the CPU
+# (ingestion, embeddings) generation collapses. Must be set before llama_cpp is imported.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+
+class ModelIntegrityError(RuntimeError):
+    """The model file is missing or is not the file whose SHA-256 was configured."""
+
+
+class GenerationCancelled(RuntimeError):
+    """The client went away or the time limit passed."""
+
+
+def verify_model_file(path: Path, expected_sha256: str) -> None:
+    """Refuse a model whose bytes are not the expected ones (supply-chain and tampering check)."""
+    if not path.is_file():
+        raise ModelIntegrityError(f"model file not found: {path} (run scripts/install.sh or set VIGIE_LLM_MODEL)")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha256.lower():
+        raise ModelIntegrityError(f"model file {path} has SHA-256 {digest.hexdigest()}, expected {expected_sha256}: "
+                                  "refusing to load it (set VIGIE_LLM_SHA256 for a different model)")
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_s: float | None = None
+    total_s: float = 0.0
+
+
+class LocalModel:
+    """One llama.cpp instance. Not re-entrant: the engine serializes generations through its queue."""
+
+    def __init__(self, settings: VigieSettings, verify: bool = True) -> None:
+        path = settings.resolved_llm_model
+        if verify:
+            verify_model_file(path, settings.llm_sha256)
+        from llama_cpp import Llama
+
+        self.path = path
+        self.name = path.stem
+        self.sha256 = settings.llm_sha256
+        self.settings = settings
+        self._llm = Llama(model_path=str(path), n_ctx=settings.llm_context,
+                          n_threads=settings.llm_threads or settings.threads,
+                          n_gpu_layers=settings.llm_gpu_layers, verbose=False, seed=0)
+        self.context = self._llm.n_ctx()
+        self._lock = threading.Lock()
+        log.info("model %s loaded (context %d)", path.name, self.context)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int | None = None,
+                    cancel: threading.Event | None = None, deadline: float | None = None,
+                    stats: GenerationStats | None = None) -> Iterator[str]:
+        """Yield text pieces of the assistant reply (chat template from the GGUF metadata)."""
+        stats = stats if stats is not None else GenerationStats()
+        with self._lock:
+            started = time.monotonic()
+            stream = self._llm.create_chat_completion(
+                messages, temperature=self.settings.llm_temperature, stream=True,
+                max_tokens=max_tokens or self.settings.llm_max_tokens, seed=0)
+            try:
+                for chunk in stream:
+                    if cancel is not None and cancel.is_set():
+                        raise GenerationCancelled("generation cancelled: the client disconnected")
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise GenerationCancelled("generation stopped: time limit reached")
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        if stats.first_token_s is None:
+                            stats.first_token_s = time.monotonic() - started
+                        stats.completion_tokens += 1
+                        yield piece
+            finally:
+                stream.close()
+                stats.total_s = time.monotonic() - started
+
+    def complete_chat(self, messages: list[dict[str, str]], max_tokens: int = 96) -> str:
+        """Non-streamed short completion (follow-up condensation)."""
+        return "".join(self.stream_chat(messages, max_tokens=max_tokens)).strip()
