@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from app.engine_client import EngineClient
+from app.progress import RichIngestProgress
 from index.models import AccessLabel, SearchFilter
 from index.settings import VigieSettings
 
@@ -57,7 +60,6 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ) -> None:
     """Parse, chunk, embed and index documents; unchanged files are skipped."""
-    from app.progress import RichIngestProgress
     from ingest.pipeline import run_ingest
 
     try:
@@ -69,29 +71,58 @@ def ingest(
     if missing:
         raise typer.BadParameter(f"no such file or folder: {', '.join(missing)}")
     settings = _settings()
-    index = _open_index(settings)
     progress = RichIngestProgress(err) if (err.is_terminal and not as_json) else None
+    engine = EngineClient.if_running(settings)
+    if engine is not None:  # the engine owns the index: send it the job and follow its progress
+        report = _ingest_via_engine(engine, paths, access, sync, progress)
+    else:
+        index = _open_index(settings)
+        try:
+            report = run_ingest(paths, index, access=access, sync=sync, progress=progress).to_json()
+        finally:
+            if progress:
+                progress.stop()
+            index.close()
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_report(report)
+    raise typer.Exit(1 if report["failed"] else 0)
+
+
+def _ingest_via_engine(engine: EngineClient, paths: list[Path], access: AccessLabel, sync: bool,
+                       progress: RichIngestProgress | None) -> dict:
+    job = engine.submit_ingest([str(p.resolve()) for p in paths], access.collection, access.classification,
+                               list(access.groups), sync)
+    seen = 0
     try:
-        report = run_ingest(paths, index, access=access, sync=sync, progress=progress)
+        while job["status"] in {"queued", "running"}:
+            time.sleep(0.3)
+            job = engine.ingest_status(job["id"])
+            if progress and job["total_files"]:
+                if seen == 0:
+                    progress.start(job["total_files"])
+                while seen < job["done_files"]:
+                    seen += 1
+                    progress.file_done(Path(job["current"].split(": ", 1)[-1]), "", 0, 0)
     finally:
         if progress:
             progress.stop()
-        index.close()
-    if as_json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
-    else:
-        _print_report(report)
-    raise typer.Exit(1 if report.failed else 0)
+        engine.close()
+    if job["status"] == "failed":
+        err.print(f"[red]error:[/red] ingestion failed in the engine: {job['error']}")
+        raise typer.Exit(3)
+    return job["report"]
 
 
-def _print_report(report) -> None:
-    out.print(f"{report.files} files: {report.indexed} indexed, {report.unchanged} unchanged, "
-              f"{report.removed} removed, {len(report.failed)} failed; {report.chunks_added} chunks added, "
-              f"{report.chunks_deleted} deleted in {report.seconds:.1f} s")
-    if report.recovered:
-        out.print(f"[yellow]{report.recovered} interrupted update(s) from a previous run were repaired[/yellow]")
-    for failure in report.failed:
-        out.print(f"[red]failed[/red] {failure.path}: {failure.reason}")
+def _print_report(r: dict) -> None:
+    out.print(f"{r['files']} files: {r['indexed']} indexed, {r['unchanged']} unchanged, {r['removed']} removed, "
+              f"{len(r['failed'])} failed; {r['chunks_added']} chunks added, {r['chunks_deleted']} deleted "
+              f"in {r['seconds']:.1f} s")
+    if r["recovered"]:
+        out.print(f"[yellow]{r['recovered']} interrupted update(s) from a previous run were repaired[/yellow]")
+    for failure in r["failed"]:
+        out.print(f"[red]failed[/red] {failure['path']}: {failure['reason']}")
 
 
 @app.command()
@@ -107,27 +138,113 @@ def search(
         raise typer.BadParameter("mode must be hybrid, dense or sparse")
     if k < 1 or k > 100:
         raise typer.BadParameter("--k must be between 1 and 100")
-    index = _open_index(_settings())
-    try:
-        hits = index.search(query, k=k, flt=SearchFilter(collections=tuple(collection or ())), mode=mode)
-    finally:
-        index.close()
+    settings = _settings()
+    engine = EngineClient.if_running(settings)
+    if engine is not None:
+        hits = engine.search(query, k, mode, list(collection or ()))["hits"]
+        engine.close()
+    else:
+        index = _open_index(settings)
+        try:
+            found = index.search(query, k=k, flt=SearchFilter(collections=tuple(collection or ())), mode=mode)
+            hits = [h.to_dict() for h in found]
+        finally:
+            index.close()
     if as_json:
-        print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        print(json.dumps({"query": query, "hits": hits}, ensure_ascii=False))
         return
     if not hits:
         out.print("No passage found (is the index empty? run `vigie ingest`).")
         return
     for h in hits:
-        c = h.chunk
-        where = [c.doc_title]
-        if c.page_start is not None:
-            where.append(f"p. {c.page_start}" if c.page_start == c.page_end else f"p. {c.page_start}-{c.page_end}")
-        if c.section:
-            where.append(c.section_path)
-        text = c.text if len(c.text) <= 400 else c.text[:400] + "…"
-        out.print(f"[bold][{h.rank}][/bold] {' · '.join(where)}  [dim](score {h.score:.4f})[/dim]")
+        where = [h["document"]]
+        if h["page_start"] is not None:
+            pages = h["page_start"], h["page_end"]
+            where.append(f"p. {pages[0]}" if pages[0] == pages[1] else f"p. {pages[0]}-{pages[1]}")
+        if h["section"]:
+            where.append(h["section"])
+        text = h["text"] if len(h["text"]) <= 400 else h["text"][:400] + "…"
+        out.print(f"[bold][{h['rank']}][/bold] {' · '.join(where)}  [dim](score {h['score']:.4f})[/dim]")
         out.print(f"    {text}\n", highlight=False)
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Question in French or English.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print answer, citations and metadata as JSON.")] = False,
+) -> None:
+    """Answer from the indexed documents, every claim cited [n], or say the documents do not answer."""
+    settings = _settings()
+    engine = EngineClient.if_running(settings)
+    if engine is not None:
+        events = engine.ask(question)
+    else:
+        from app.answer import AnswerPipeline, answer_dict
+        from app.llm import LocalModel, ModelIntegrityError
+
+        index = _open_index(settings)
+        try:
+            model = LocalModel(settings)
+        except ModelIntegrityError as exc:
+            index.close()
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(3) from exc
+        pipeline = AnswerPipeline(index, lambda: model)
+        events = ({**e, "answer": answer_dict(e["answer"])} if e["type"] == "done" else e
+                  for e in pipeline.stream(question))
+    answer = None
+    streamed = []
+    for event in events:
+        if event["type"] == "token" and not as_json:
+            streamed.append(event["text"])
+            out.print(event["text"], end="", highlight=False, soft_wrap=True)
+        elif event["type"] == "done":
+            answer = event["answer"]
+        elif event["type"] == "error":
+            err.print(f"[red]error:[/red] {event['error']}")
+            raise typer.Exit(3)
+    if answer is None:
+        raise typer.Exit(3)
+    if as_json:
+        keys = ("answer", "citations", "refused", "refusal_reason", "model", "model_sha256", "prompt_version",
+                "language", "closest_documents", "removed_markers", "dropped_citations", "dropped_sentences",
+                "timings")
+        print(json.dumps({k: answer[k] for k in keys}, ensure_ascii=False))
+        return
+    out.print()
+    if "".join(streamed).strip() != answer["answer"].strip():
+        out.print(f"\n[bold]Verified answer:[/bold] {answer['answer']}", highlight=False)
+    for c in answer["citations"]:
+        page = f", p. {c['page']}" if c["page"] is not None else ""
+        section = f", {c['section']}" if c["section"] else ""
+        out.print(f"[bold][{c['n']}][/bold] {c['document']}{page}{section}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8765).")] = None,
+) -> None:
+    """Run the engine: one process owning the index, the embedder and the model, with an HTTP API."""
+    from app.engine.server import serve as run_server
+    from app.engine.state import EngineState
+    from app.llm import ModelIntegrityError
+
+    settings = _settings()
+    if host:
+        settings.engine_host = host
+    if port:
+        settings.engine_port = port
+    try:
+        state = EngineState.build(settings)
+    except ModelIntegrityError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    err.print(f"Vigie engine on {settings.engine_url} ({state.index.store.backend}, model {state.model.name})")
+    try:
+        run_server(state, settings.engine_host, settings.engine_port)
+    finally:
+        state.close()
+
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

@@ -33,6 +33,7 @@ REPO_DIR = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 CACHE_DIR = BENCH_DIR / ".cache"
 SHARED_DATA = Path("/work/shared/data")
+_LOADAVG_AT_START = os.getloadavg()
 DEFAULT_MODEL = Path(os.environ.get("VIGIE_BENCH_MODEL") or Path.home() / ".vigie" / "models" / "multilingual-e5-small")
 
 
@@ -75,6 +76,9 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_model": _cpu_model(),
+        # Other processes on the machine distort every timing (torch uses all cores): check these stay low.
+        "loadavg_at_start": [round(x, 2) for x in _LOADAVG_AT_START],
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -145,9 +149,17 @@ def model_fingerprint(model: Path) -> str:
     return digest.hexdigest()
 
 
-def dir_size(path: Path) -> int:
-    """Bytes used by the files under `path`."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+def disk_usage(path: Path) -> dict[str, float]:
+    """Size of the files under `path` in MiB: allocated blocks (what `du` shows) and apparent size.
+
+    qdrant-edge preallocates sparse mmap files (32 MiB pages, WAL segments), so the apparent size of a small
+    index is far larger than the disk it really uses.
+    """
+    files = [p.stat() for p in path.rglob("*") if p.is_file()] if path.exists() else []
+    mib = 1024 * 1024
+    return {"allocated_mib": round(sum(st.st_blocks * 512 for st in files) / mib, 1),
+            "apparent_mib": round(sum(st.st_size for st in files) / mib, 1),
+            "files": len(files)}
 
 
 # ---- memory -------------------------------------------------------------------------------------------------
@@ -193,14 +205,18 @@ class RssMonitor:
             self._thread.join(2)
 
     def report(self) -> dict[str, float]:
-        """Peaks in MiB: parent (exact), largest child (exact, waited-for), parent + children (sampled)."""
+        """Peaks in MiB: parent (exact, getrusage), children and parent + children (sampled with psutil).
+
+        `RUSAGE_CHILDREN` is not used for children: on Linux a child started by vfork/exec (subprocess,
+        multiprocessing "spawn") inherits the parent's high-water mark at exec, so it reports the parent's peak.
+        """
         mib = 1024 * 1024
         parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / mib  # Linux: KiB
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / mib
         return {
             "peak_rss_parent_mib": round(parent, 1),
-            "peak_rss_children_max_mib": round(max(children, self.peak_children_live_bytes / mib), 1),
+            "peak_rss_children_sampled_mib": round(self.peak_children_live_bytes / mib, 1),
             "peak_rss_total_sampled_mib": round(self.peak_total_bytes / mib, 1),
+            "sample_interval_s": self.interval,
         }
 
 

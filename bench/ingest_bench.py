@@ -22,7 +22,7 @@ from common import (
     RssMonitor,
     Stopwatch,
     add_common_args,
-    dir_size,
+    disk_usage,
     fresh_home,
     make_settings,
     markdown_table,
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     progress.close()
                 rows.append(_row(corpus.name, report, load.seconds if i == 0 else 0.0))
             total = _sum_rows(rows, "total") if len(rows) > 1 else rows[0]
-            index_bytes = dir_size(settings.resolved_index_path)
+            index_disk = disk_usage(settings.resolved_index_path)
 
             progress = TqdmProgress("re-run (unchanged)")
             try:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
         "total": total,
         "rerun": rerun_row,
-        "index_disk_bytes": index_bytes,
+        "index_disk": index_disk,
         "memory": memory,
     }
     path = write_result(NAME, result, args.output)
@@ -185,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         ["model load (s, not in totals)", round(load.seconds, 2)],
         ["re-run chunks_added (must be 0)", rerun.chunks_added],
         ["re-run unchanged files", rerun.unchanged],
-        ["index disk size (MiB)", round(index_bytes / 2**20, 1)],
+        ["index disk size, allocated (MiB)", index_disk["allocated_mib"]],
+        ["index disk size, apparent (MiB)", index_disk["apparent_mib"]],
         ["peak RSS parent (MiB)", memory["peak_rss_parent_mib"]],
-        ["peak RSS largest child (MiB)", memory["peak_rss_children_max_mib"]],
+        ["peak RSS children, sampled (MiB)", memory["peak_rss_children_sampled_mib"]],
         ["peak RSS parent+children, sampled (MiB)", memory["peak_rss_total_sampled_mib"]],
     ]))
     print("\nparse s = IngestReport.parse_seconds: submit-to-result wall time of the parser worker, which includes the"

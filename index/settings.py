@@ -18,7 +18,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-
 DEFAULT_LLM_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 DEFAULT_LLM_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
@@ -84,8 +83,8 @@ class VigieSettings(BaseSettings):
     llm_max_tokens: int = Field(384, ge=16)
     llm_temperature: float = Field(0.0, ge=0.0)
     generation_timeout_s: float = Field(180.0, gt=0)
-    answer_sources: int = Field(6, ge=1, le=20)
-    source_token_budget: int = Field(2200, ge=200)
+    answer_sources: int = Field(4, ge=1, le=20)
+    source_token_budget: int = Field(1400, ge=200)
     relevance_threshold: float = Field(0.80, description="Refuse without the model below this dense cosine.")
     condense_followups: bool = Field(False, description="Rewrite follow-ups with the LLM before retrieval.")
 

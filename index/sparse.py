@@ -56,6 +56,11 @@ class SparseEncoder:
         vec = self._models[lang].embed_document(text)
         return SparseVectorData(list(vec.indices), list(vec.values))
 
+    def terms(self, text: str, language: str | None = None) -> set[int]:
+        """Distinct content-term ids of `text` in one language (stemmed, stop words removed)."""
+        lang = language if language in self._models else detect_language(text)
+        return set(self._models[lang].embed_query(text).indices)
+
     def encode_query(self, text: str) -> SparseVectorData:
         """Union of French and English query terms, each weighted 1 (Qdrant adds the IDF)."""
         terms: set[int] = set()

@@ -1,0 +1,234 @@
+"""Grounded answers: retrieve under the access filter, fit sources to the context, generate, check citations.
+
+The prompt puts the sources before the question, and a follow-up over the same sources extends the previous
+conversation as is, so llama.cpp reuses its KV cache and only the new question is evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from app.citations import CitationStreamFilter, tidy
+from app.grounding import ground
+from app.llm import GenerationStats, LocalModel
+from index.document_index import DocumentIndex
+from index.models import SearchFilter, SearchHit
+from index.sparse import detect_language
+from prompts import load_prompt
+
+log = logging.getLogger(__name__)
+REFUSAL_MARKERS = ("NON_TROUVÉ", "NON_TROUVE", "NOT_FOUND")
+_EXAMPLE_SPLIT = "\n=====\n"
+
+
+@dataclass
+class Turn:
+    """A previous exchange of the conversation, as the client saw it."""
+
+    question: str
+    answer: str
+
+
+@dataclass
+class Citation:
+    n: int
+    document: str
+    path: str
+    page: int | None
+    page_end: int | None
+    section: str
+    chunk_id: str
+    text: str
+
+
+@dataclass
+class Answer:
+    """Everything an analyst, a report or the audit trail needs about one answer."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    refused: bool
+    language: str
+    model: str
+    model_sha256: str
+    prompt_version: str
+    refusal_reason: str | None = None
+    sources: list[Citation] = field(default_factory=list)
+    closest_documents: list[str] = field(default_factory=list)
+    removed_markers: int = 0  # [n] pointing to no provided source
+    dropped_citations: int = 0  # [n] whose passage does not support the sentence
+    dropped_sentences: int = 0  # sentences no provided passage supports
+    relevance: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def answer_dict(answer: Answer) -> dict[str, Any]:
+    """JSON-ready answer; citations carry n, document, page, section, chunk_id, text and path."""
+    return answer.to_dict()
+
+
+def _citation(n: int, hit: SearchHit) -> Citation:
+    c = hit.chunk
+    return Citation(n=n, document=c.doc_title, path=c.doc_path, page=c.page_start, page_end=c.page_end,
+                    section=c.section_path, chunk_id=c.chunk_id, text=c.text)
+
+
+def _where(c: Citation) -> str:
+    parts = [c.document]
+    if c.page is not None:
+        parts.append(f"p. {c.page}" if c.page_end in (None, c.page) else f"p. {c.page}-{c.page_end}")
+    if c.section:
+        parts.append(c.section)
+    return ", ".join(parts)
+
+
+class AnswerPipeline:
+    """Question in, cited answer out (streamed). The model is loaded lazily through `model_provider`."""
+
+    def __init__(self, index: DocumentIndex, model_provider: Callable[[], LocalModel]) -> None:
+        self.index = index
+        self.settings = index.settings
+        self._model_provider = model_provider
+
+    # ---- sources ------------------------------------------------------------------------------------------
+    def _fit(self, hits: list[SearchHit], model: LocalModel) -> list[SearchHit]:
+        """Keep the best hits whose text fits the source token budget (at least one, truncated if needed)."""
+        kept, used = [], 0
+        for hit in hits[: self.settings.answer_sources]:
+            cost = model.count_tokens(hit.chunk.text) + 40
+            if kept and used + cost > self.settings.source_token_budget:
+                break
+            if not kept and cost > self.settings.source_token_budget:
+                hit.chunk.text = hit.chunk.text[: self.settings.source_token_budget * 3]
+            kept.append(hit)
+            used += cost
+        return kept
+
+    @staticmethod
+    def _format_sources(citations: list[Citation], lang: str) -> str:
+        quote = ("« ", " »") if lang == "fr" else ('"', '"')
+        return "\n\n".join(f"[{c.n}] {_where(c)}:\n{quote[0]}{c.text}{quote[1]}" for c in citations)
+
+    def _messages(self, lang: str, citations: list[Citation], history: list[Turn],
+                  question: str) -> tuple[list[dict[str, str]], str]:
+        """System rules, one-shot example, sources + first question, then the conversation so far."""
+        system = load_prompt("answer-system", lang)
+        user = load_prompt("answer-user", lang)
+        example = load_prompt("example", lang)
+        ex_question, ex_answer = example.text.split(_EXAMPLE_SPLIT)
+        first = history[0].question if history else question
+        messages = [
+            {"role": "system", "content": system.text},
+            {"role": "user", "content": ex_question.strip()},
+            {"role": "assistant", "content": ex_answer.strip()},
+            {"role": "user", "content": user.render(sources=self._format_sources(citations, lang), question=first)},
+        ]
+        if history:
+            messages.append({"role": "assistant", "content": history[0].answer})
+            for turn in history[1:]:
+                messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
+            messages.append({"role": "user", "content": question})
+        return messages, f"{system.ref}+{user.ref}+{example.ref}"
+
+    # ---- answering ----------------------------------------------------------------------------------------
+    def stream(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None,
+               cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+        """Events: `sources` (what the model will see), `token` (text), then `done` with the `Answer`."""
+        t0 = time.monotonic()
+        history = list(history or [])
+        lang = detect_language(question)
+        flt = flt or SearchFilter()
+        k = max(self.settings.answer_sources, 8)
+        # Follow-ups: retrieve with the conversation's first question for context; if its sources still
+        # cover the new question, keep them (same prompt prefix: KV cache reuse), else start afresh.
+        anchor = history[0].question if history else question
+        anchor_hits, _ = self.index.retrieve(anchor, k, flt) if history else ([], 0.0)
+        hits, relevance = self.index.retrieve(f"{anchor} {question}" if history else question, k, flt)
+        if history and anchor_hits and hits and hits[0].chunk.chunk_id in {h.chunk.chunk_id for h in anchor_hits}:
+            hits = anchor_hits
+        else:
+            history = []
+        retrieved_s = time.monotonic() - t0
+        closest = list(dict.fromkeys(_where(_citation(0, h)).split(", ")[0] for h in hits))[:3]
+
+        if not hits or relevance < self.settings.relevance_threshold:
+            yield from self._refuse(question, lang, "no relevant passage", relevance, closest, hits,
+                                    {"retrieval_s": retrieved_s})
+            return
+
+        model = self._model_provider()
+        fitted = self._fit(hits, model)
+        citations = [_citation(n, h) for n, h in enumerate(fitted, start=1)]
+        messages, prompt_ref = self._messages(lang, citations, history, question)
+        yield {"type": "sources", "sources": [asdict(c) for c in citations], "prompt_version": prompt_ref}
+
+        stats = GenerationStats()
+        deadline = time.monotonic() + self.settings.generation_timeout_s
+        flt_stream = CitationStreamFilter(len(citations))
+        head, streaming = "", False
+        for piece in model.stream_chat(messages, cancel=cancel, deadline=deadline, stats=stats):
+            if not streaming:  # hold the first characters back until we know it is not a refusal marker
+                head += piece
+                stripped = head.lstrip()
+                if any(m.startswith(stripped[: len(m)]) for m in REFUSAL_MARKERS) and len(stripped) < 12:
+                    continue
+                streaming, piece = True, head
+            for out in flt_stream.feed(piece):
+                yield {"type": "token", "text": out}
+        for out in flt_stream.feed(head if not streaming else ""):
+            yield {"type": "token", "text": out}
+        for out in flt_stream.flush():
+            yield {"type": "token", "text": out}
+
+        text = tidy(flt_stream.text)
+        timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
+                   "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
+        if any(marker in text.upper() for marker in REFUSAL_MARKERS) or not text:
+            yield from self._refuse(question, lang, "the sources do not answer", relevance, closest, hits, timings,
+                                    model=model, prompt_ref=prompt_ref, sources=citations)
+            return
+        passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
+        grounded = ground(text, passages, self.index.sparse, lang)
+        if not grounded.text:
+            yield from self._refuse(question, lang, "no sentence of the draft answer is supported by the sources",
+                                    relevance, closest, hits, timings, model=model, prompt_ref=prompt_ref,
+                                    sources=citations)
+            return
+        cited = [c for c in citations if c.n in grounded.cited]
+        answer = Answer(question=question, answer=grounded.text, citations=cited, refused=False, language=lang,
+                        model=model.name, model_sha256=model.sha256, prompt_version=prompt_ref, sources=citations,
+                        closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,
+                        dropped_citations=grounded.dropped_citations, dropped_sentences=grounded.dropped_sentences,
+                        timings={**timings, "total_s": time.monotonic() - t0})
+        yield {"type": "done", "answer": answer}
+
+    def _refuse(self, question: str, lang: str, reason: str, relevance: float, closest: list[str],
+                hits: list[SearchHit], timings: dict[str, float], model: LocalModel | None = None,
+                prompt_ref: str | None = None, sources: list[Citation] | None = None) -> Iterator[dict[str, Any]]:
+        refusal = load_prompt("refusal", lang)
+        text = refusal.text
+        if closest:
+            text += "\n\n" + load_prompt("closest", lang).text + "\n" + "\n".join(f"- {d}" for d in closest)
+        yield {"type": "token", "text": text}
+        answer = Answer(question=question, answer=text, citations=[], refused=True, language=lang,
+                        model=model.name if model else self.settings.resolved_llm_model.stem,
+                        model_sha256=model.sha256 if model else self.settings.llm_sha256,
+                        prompt_version=prompt_ref or refusal.ref, refusal_reason=reason,
+                        sources=sources or [], closest_documents=closest, relevance=relevance, timings=timings)
+        yield {"type": "done", "answer": answer}
+
+    def ask(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None) -> Answer:
+        """Blocking variant of `stream`."""
+        for event in self.stream(question, history, flt):
+            if event["type"] == "done":
+                return event["answer"]
+        raise RuntimeError("answer stream ended without a result")

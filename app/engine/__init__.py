@@ -1,0 +1,1 @@
+"""The engine: one long-running process that owns the index, the embedder and the model (`vigie serve`)."""

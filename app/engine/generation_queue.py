@@ -1,0 +1,75 @@
+"""One generation at a time per model instance: a FIFO queue, positions, cancellation, time limits."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+END = {"type": "end"}
+
+
+@dataclass
+class Ticket:
+    """A queued request: the worker puts its events in `events`; setting `cancel` stops it."""
+
+    run: Callable[[threading.Event], Iterator[dict[str, Any]]]
+    events: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+
+
+class GenerationQueue:
+    """A single worker thread runs tickets in order; `position` says how many are ahead (0 = running)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[Ticket] = []
+        self._lock = threading.Condition()
+        self._running: Ticket | None = None
+        self._thread = threading.Thread(target=self._work, name="vigie-generation", daemon=True)
+        self._thread.start()
+
+    def submit(self, run: Callable[[threading.Event], Iterator[dict[str, Any]]]) -> Ticket:
+        ticket = Ticket(run)
+        with self._lock:
+            self._waiting.append(ticket)
+            self._lock.notify()
+        return ticket
+
+    def position(self, ticket: Ticket) -> int:
+        with self._lock:
+            if ticket is self._running or ticket.started.is_set():
+                return 0
+            try:
+                return self._waiting.index(ticket) + (1 if self._running else 0)
+            except ValueError:
+                return 0
+
+    @property
+    def depth(self) -> int:
+        with self._lock:
+            return len(self._waiting) + (1 if self._running else 0)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting:
+                    self._lock.wait()
+                ticket = self._waiting.pop(0)
+                self._running = ticket
+            try:
+                if not ticket.cancel.is_set():
+                    ticket.started.set()
+                    for event in ticket.run(ticket.cancel):
+                        ticket.events.put(event)
+            except Exception as exc:  # reported to the client, the queue keeps serving
+                log.warning("generation failed: %s", exc)
+                ticket.events.put({"type": "error", "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                ticket.events.put(END)
+                with self._lock:
+                    self._running = None
