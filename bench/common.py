@@ -134,7 +134,10 @@ def fresh_home(keep: Path | None = None, prefix: str = "vigie-bench-") -> Iterat
 
 def public_settings(settings: Any) -> dict[str, Any]:
     """Settings as JSON-friendly values (secrets dropped)."""
-    data = settings.model_dump(mode="json", exclude={"qdrant_api_key"})
+    from pydantic import SecretStr
+
+    secrets = {name for name in type(settings).model_fields if isinstance(getattr(settings, name), SecretStr)}
+    data = settings.model_dump(mode="json", exclude=secrets)
     return {k: v for k, v in data.items() if v is not None}
 
 

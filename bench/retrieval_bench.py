@@ -3,7 +3,8 @@
 * scifact: BEIR SciFact test split (5,183 abstracts, 300 queries). Each abstract is one chunk (title + text),
   written with the index's own encoders straight into the store; nDCG@10 and Recall@100 (k=100 search),
   next to published anchors (BM25 0.665, multilingual-e5-small 0.677 nDCG@10).
-  Passage embeddings are cached in bench/.cache/ (key: model files sha256 + texts sha256); delete it freely.
+  Passage embeddings are cached in bench/.cache/scifact-<model files sha256>-<settings>/<batch texts sha256>.npy
+  (an interrupted run resumes; delete the folder freely, or pass --no-cache).
 * spf: 530 service-public.fr pages with 105 questions (piaf_ml_etalab/spf_qr_test.json). By default each page
   goes through the real pipeline (`run_ingest` on one .txt file per page: unstructured parsing, chunking,
   embedding); `--spf-chunking paragraphs` instead feeds its lines to `chunk_elements` as plain paragraphs.
@@ -112,28 +113,36 @@ def first_hit_rank(ranked: Sequence[str], gold: dict[str, int]) -> int | None:
 
 
 # ---- shared indexing helpers --------------------------------------------------------------------------------
-def embed_texts(embedder: Embedder, texts: list[str], desc: str, cache_key: str | None = None) -> np.ndarray:
-    """Passage embeddings in batches (tqdm), optionally cached in bench/.cache/<cache_key>.npy."""
-    cache = CACHE_DIR / f"{cache_key}.npy" if cache_key else None
-    if cache is not None and cache.is_file():
-        vectors = np.load(cache)
-        if vectors.shape[0] == len(texts):
-            print(f"{desc}: {len(texts)} embeddings loaded from cache {cache}", file=sys.stderr)
-            return vectors
-    parts = []
-    with tqdm(total=len(texts), desc=f"embed {desc}", unit="chunk", file=sys.stderr, leave=False) as bar:
-        for start in range(0, len(texts), EMBED_BATCH):
-            batch = texts[start:start + EMBED_BATCH]
-            parts.append(embedder.embed_passages(batch))
-            bar.update(len(batch))
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+def embed_texts(embedder: Embedder, texts: list[str], desc: str, cache: Path | None = None) -> tuple[np.ndarray, int]:
+    """Passage embeddings in batches (tqdm); returns (vectors, batches read from the cache).
+
+    With `cache`, each batch is stored as `<cache>/<sha256 of its texts>.npy`, so an interrupted run resumes.
+    """
+    parts: list[np.ndarray] = []
+    hits = 0
     if cache is not None:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         ignore = CACHE_DIR / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# benchmark cache (retrieval_bench.py): never commit\n*\n")
-        np.save(cache, vectors)
-    return vectors
+    with tqdm(total=len(texts), desc=f"embed {desc}", unit="chunk", file=sys.stderr, leave=False) as bar:
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start:start + EMBED_BATCH]
+            file = cache / f"{text_key(batch, '')[:32]}.npy" if cache is not None else None
+            vectors = np.load(file) if file is not None and file.is_file() else None
+            if vectors is not None and vectors.shape[0] == len(batch):
+                hits += 1
+            else:
+                vectors = embedder.embed_passages(batch)
+                if file is not None:
+                    tmp = file.with_suffix(".tmp.npy")
+                    np.save(tmp, vectors)
+                    tmp.replace(file)
+            parts.append(vectors)
+            bar.update(len(batch))
+    if not parts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32), 0
+    return np.concatenate(parts), hits
 
 
 def write_chunks(idx: DocumentIndex, chunks: list[Chunk], vectors: np.ndarray) -> dict[str, float]:
@@ -192,14 +201,14 @@ def prepare_scifact(idx: DocumentIndex, args: argparse.Namespace) -> Prepared:
     chunks = [simple_chunk("scifact", d["_id"], d["title"], d["text"]) for d in corpus]
     embedder = idx.embedder
     embed_inputs = [c.embed_text for c in chunks]
-    key = None
-    if not args.no_cache:
-        extra = f"{embedder.name}|{idx.settings.embedding_max_seq_length}|passage"
-        key = f"scifact-{model_fingerprint(embedder.model_dir)[:16]}-{text_key(embed_inputs, extra)[:16]}"
+    cache = None
+    if not args.no_cache:  # key: model files + settings that change passage vectors; texts hashed per batch
+        extra = text_key([str(idx.settings.embedding_max_seq_length), embedder._passage_prompt or ""], "")
+        cache = CACHE_DIR / f"scifact-{model_fingerprint(embedder.model_dir)[:16]}-{extra[:8]}"
     with Stopwatch() as embed:
-        vectors = embed_texts(embedder, embed_inputs, "scifact", key)
+        vectors, hits = embed_texts(embedder, embed_inputs, "scifact", cache)
     build = {"documents": len(chunks), "chunks": len(chunks), "embed_seconds": round(embed.seconds, 3),
-             "embed_cache": str(CACHE_DIR / f"{key}.npy") if key else None}
+             "embed_cache": str(cache) if cache else None, "embed_cache_batches_hit": hits}
     build.update(write_chunks(idx, chunks, vectors))
     return Prepared(queries, key_of=lambda hit: hit.chunk.doc_path, k=100, build=build)
 
@@ -255,7 +264,7 @@ def prepare_spf(idx: DocumentIndex, args: argparse.Namespace) -> Prepared:
                              language=detect_language(d.text), access=AccessLabel(collection="spf"))
                        for i, d in enumerate(drafts)]
         with Stopwatch() as embed:
-            vectors = embed_texts(idx.embedder, [c.embed_text for c in chunks], "spf")
+            vectors, _ = embed_texts(idx.embedder, [c.embed_text for c in chunks], "spf")
         build.update(chunks=len(chunks), embed_seconds=round(embed.seconds, 3))
         build.update(write_chunks(idx, chunks, vectors))
     return Prepared(queries, key_of=lambda hit: Path(hit.chunk.doc_path).stem, k=10, build=build)
@@ -281,7 +290,7 @@ def prepare_piaf(idx: DocumentIndex, args: argparse.Namespace) -> Prepared:
     queries = random.Random(args.seed).sample(questions, min(n_questions, len(questions)))
     chunks = [simple_chunk("piaf", key, title, text) for text, (key, title) in contexts.items()]
     with Stopwatch() as embed:
-        vectors = embed_texts(idx.embedder, [c.embed_text for c in chunks], "piaf")
+        vectors, _ = embed_texts(idx.embedder, [c.embed_text for c in chunks], "piaf")
     build = {"documents": len(chunks), "chunks": len(chunks), "questions_available": len(questions),
              "embed_seconds": round(embed.seconds, 3)}
     build.update(write_chunks(idx, chunks, vectors))

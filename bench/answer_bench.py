@@ -1,0 +1,537 @@
+"""End-to-end answer quality of `AnswerPipeline` with the real local LLM.
+
+Two indexes, one Vigie home each (under `--home`, kept between runs; `run_ingest` skips unchanged files):
+* `cdd`: the Code de la défense (29 .md files) and bench/data/code_defense_qa.json (answerable questions with gold
+  articles and key facts, plus unanswerable ones);
+* `spf`: the 530 service-public.fr pages of piaf_ml_etalab/spf_qr_test.json, written as one .txt per page (file
+  name = page id, content = page text) and ingested in collection "spf"; its 105 questions, gold page + answer span.
+
+Step 1, calibration (no LLM, seconds): `DocumentIndex.retrieve(question, k=8)` for every question of both sets;
+the best dense cosine (`relevance`) is what `AnswerPipeline` compares with `relevance_threshold`. A sweep over
+0.800..0.900 gives the refusal rate on unanswerable questions and the false-refusal rate on answerable ones; the
+chosen threshold reaches >= 80 % refusal on unanswerable questions with the fewest false refusals (cdd + spf).
+
+Step 2, evaluation: `AnswerPipeline.ask` on the selected questions with that threshold, judged by rules that are
+independent of the product's own lexical grounding (see `JUDGE_RULES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import (
+    CACHE_DIR,
+    REPO_DIR,
+    SHARED_DATA,
+    add_common_args,
+    make_settings,
+    markdown_table,
+    public_settings,
+    write_result,
+)
+
+from app.citations import MARKER
+from index.document_index import DocumentIndex
+from index.models import AccessLabel
+
+CDD_CORPUS = SHARED_DATA / "corpus" / "code-de-la-defense"
+CDD_QA = REPO_DIR / "bench" / "data" / "code_defense_qa.json"
+SPF_FILE = SHARED_DATA / "bench" / "piaf_ml_etalab" / "spf_qr_test.json"
+DEFAULT_HOME = CACHE_DIR / "answer-home"
+DEFAULT_LLM = Path.home() / ".vigie" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+THRESHOLDS = [round(0.80 + 0.005 * i, 3) for i in range(21)]
+TARGET_REFUSAL = 0.80
+SETS = ("cdd-fr", "cdd-en", "unanswerable", "spf")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")  # the product's sentence split (app/grounding.py)
+
+JUDGE_RULES = {
+    "independence": "This judge does not use the product's grounding (BM25 stems, support ratios): it reads the "
+                    "gold articles / pages and key facts of the QA files, with plain accent- and case-insensitive "
+                    "string matching.",
+    "normalisation": "NFKD accent folding, lower case, oe/ae ligatures, typographic apostrophes, digit groups "
+                     "('37 500' = '37500'), whitespace collapsed; a fact matches on word boundaries.",
+    "retrieval_hit": "cdd: a gold article is the last element of a hit's section path ('Article L1111-1', spacing "
+                     "and dots tolerated: 'Article L. 1111-1'); spf: the hit comes from the gold page. hit@4 / hit@8 "
+                     "over the hybrid hits of retrieve(question, k=8) (the same call the pipeline makes).",
+    "correct_cdd": "all key facts of the question appear in the answer; a refusal is incorrect.",
+    "correct_spf": "content words of the gold answer span (normalised words of >= 3 characters or digits, French "
+                   "stop words removed) are found in the answer for >= 60 %; a word is found when an answer word "
+                   "equals it or shares its first 6 characters (both >= 6 long); a span with no content word must "
+                   "appear verbatim. A refusal is incorrect.",
+    "citation_precision": "over every (sentence, cited source) pair of non-refused answers: cdd, the cited passage "
+                          "is a gold-article chunk OR contains a key fact that the sentence also contains; spf, the "
+                          "cited chunk belongs to the gold page. Unanswerable questions have no gold: their pairs are "
+                          "counted but no precision is given.",
+    "citation_recall": "share of answerable, non-refused answers citing at least one gold article / page.",
+    "invalid_citations": "markers [n] of the FINAL answers with n outside 1..len(sources) (must be 0), plus the sum "
+                         "of removed_markers (markers the product itself removed while streaming).",
+}
+
+_FR_STOP = set("""
+a au aux avec ce ces cet cette dans de des du elle elles en est et etre eux il ils je la le les leur leurs lui ma
+mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa se ses son sont sur ta te tes toi ton tu
+un une vos votre vous y l d s n c j m t qu il ete etes sera seront peut peuvent doit doivent fait faire plus moins
+tout tous toute toutes autre autres avoir ont avez avons sans sous entre aussi ainsi donc alors si non oui ni car
+cas lors selon chez vers tres bien deja
+""".split()) - {"oui", "non"}
+
+
+# ---- text normalisation and matching ------------------------------------------------------------------------
+def norm(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text or "")
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = text.replace("œ", "oe").replace("æ", "ae").replace("’", "'").replace("`", "'").replace("‘", "'")
+    text = re.sub(r"(?<=\d)[ .](?=\d{3}\b)", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def has_fact(normed_text: str, fact: str) -> bool:
+    f = norm(fact)
+    return bool(f) and re.search(r"(?<![a-z0-9])" + re.escape(f) + r"(?![a-z0-9])", normed_text) is not None
+
+
+def article_key(label: str) -> str:
+    label = re.sub(r"^\s*(article|art\.)\s*", "", label.strip(), flags=re.IGNORECASE)
+    return re.sub(r"[\s.\u00a0]", "", label).upper()
+
+
+def section_article(section: str) -> str:
+    return article_key(section.rsplit(" > ", 1)[-1]) if section else ""
+
+
+def content_words(text: str) -> list[str]:
+    words = re.findall(r"[a-z0-9]+", norm(text))
+    return list(dict.fromkeys(w for w in words if (len(w) >= 3 or w.isdigit()) and w not in _FR_STOP))
+
+
+def span_found(answer: str, span: str) -> tuple[bool, float]:
+    wanted = content_words(span)
+    if not wanted:
+        return norm(span) in norm(answer), 1.0 if norm(span) in norm(answer) else 0.0
+    have = set(re.findall(r"[a-z0-9]+", norm(answer)))
+    prefixes = {w[:6] for w in have if len(w) >= 6}
+    found = sum(1 for w in wanted if w in have or (len(w) >= 6 and w[:6] in prefixes))
+    share = found / len(wanted)
+    return share >= 0.6, round(share, 3)
+
+
+def markers(text: str) -> list[int]:
+    return [int(x) for m in MARKER.finditer(text) for x in re.split(r"\s*[,;]\s*", m.group(1)) if x]
+
+
+def sentence_citations(text: str) -> list[tuple[str, list[int]]]:
+    out = []
+    for sentence in (s.strip() for s in _SENTENCE.split(text)):
+        if sentence:
+            out.append((sentence, list(dict.fromkeys(markers(sentence)))))
+    return out
+
+
+# ---- questions ----------------------------------------------------------------------------------------------
+@dataclass
+class Question:
+    id: str
+    set: str
+    lang: str
+    question: str
+    answerable: bool
+    gold_articles: list[str] = field(default_factory=list)
+    key_facts: list[str] = field(default_factory=list)
+    gold_page: str | None = None
+    gold_span: str | None = None
+
+
+def _interleave(a: list[Any], b: list[Any]) -> list[Any]:
+    out = []
+    for i in range(max(len(a), len(b))):
+        out += [x[i] for x in (a, b) if i < len(x)]
+    return out
+
+
+def _pick(fr: list[Question], en: list[Question], n: int) -> list[Question]:
+    """First n in file order, with at least n // 6 (>= 1, <= 5 wanted) English ones, French and English interleaved."""
+    n = min(n, len(fr) + len(en))
+    if n <= 0:
+        return []
+    want_en = 0 if n == 1 and fr else max(1, min(5, n // 6))
+    n_en = min(len(en), want_en)
+    n_fr = min(len(fr), n - n_en)
+    n_en = min(len(en), n - n_fr)
+    return _interleave(fr[:n_fr], en[:n_en])
+
+
+def cdd_questions() -> list[Question]:
+    data = json.loads(CDD_QA.read_text())["questions"]
+    out = []
+    for q in data:
+        kind = ("cdd-" + q["lang"]) if q["answerable"] else "unanswerable"
+        out.append(Question(q["id"], kind, q["lang"], q["question"], q["answerable"],
+                            q.get("gold_articles") or [], q.get("key_facts") or []))
+    return out
+
+
+def spf_data() -> tuple[dict[str, str], list[Question]]:
+    data = json.loads(SPF_FILE.read_text())["data"]
+    pages = {a["title"]: "\n".join(p["context"] for p in a["paragraphs"]) for a in data}
+    questions = []
+    for a in data:
+        for p in a["paragraphs"]:
+            for i, qa in enumerate(p.get("qas", [])):
+                span = qa["answers"][0]["text"] if qa.get("answers") else ""
+                questions.append(Question(qa.get("id") or f"{a['title']}#{i}", "spf", "fr", qa["question"], True,
+                                          gold_page=a["title"], gold_span=span))
+    return pages, questions
+
+
+# ---- indexes ------------------------------------------------------------------------------------------------
+def _settings(home: Path, args: argparse.Namespace) -> Any:
+    return make_settings(home, args.model, args.threads, llm_model=args.llm)
+
+
+def open_cdd(root: Path, args: argparse.Namespace, embedder: Any = None) -> tuple[DocumentIndex, dict[str, Any]]:
+    """The Code de la défense index under root/cdd, ingested (or brought up to date) with run_ingest."""
+    from ingest_bench import TqdmProgress
+
+    from ingest.pipeline import run_ingest
+
+    home = root / "cdd"
+    home.mkdir(parents=True, exist_ok=True)
+    idx = DocumentIndex(_settings(home, args), embedder=embedder)
+    progress = TqdmProgress("ingest cdd")
+    try:
+        report = run_ingest([CDD_CORPUS], idx, progress=progress)
+    finally:
+        progress.close()
+    if report.failed:
+        raise SystemExit(f"error: cdd ingestion failed for {len(report.failed)} files: {report.failed[:2]}")
+    return idx, {"home": str(home), **{k: v for k, v in report.to_json().items() if k != "failed"}}
+
+
+def open_spf(root: Path, args: argparse.Namespace, pages: dict[str, str],
+             embedder: Any = None) -> tuple[DocumentIndex, dict[str, Any]]:
+    """The service-public index under root/spf: one .txt per page in root/spf/pages, collection 'spf'."""
+    from ingest_bench import TqdmProgress
+
+    from ingest.pipeline import run_ingest
+
+    home = root / "spf"
+    folder = home / "pages"
+    folder.mkdir(parents=True, exist_ok=True)
+    for title, text in pages.items():
+        path = folder / f"{title}.txt"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    idx = DocumentIndex(_settings(home, args), embedder=embedder)
+    progress = TqdmProgress("ingest spf pages")
+    try:
+        report = run_ingest([folder], idx, access=AccessLabel(collection="spf"), progress=progress)
+    finally:
+        progress.close()
+    return idx, {"home": str(home), "pages": len(pages), "failed": len(report.failed),
+                 **{k: v for k, v in report.to_json().items() if k != "failed"}}
+
+
+def is_gold(q: Question, doc_path: str, section: str) -> bool:
+    if q.set == "spf":
+        return Path(doc_path).stem == q.gold_page
+    return bool(q.gold_articles) and section_article(section) in {article_key(a) for a in q.gold_articles}
+
+
+# ---- calibration --------------------------------------------------------------------------------------------
+def retrieve_all(idx: DocumentIndex, questions: list[Question]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for q in questions:
+        hits, relevance = idx.retrieve(q.question, 8)
+        top = [{"rank": h.rank, "doc": Path(h.chunk.doc_path).name, "section": h.chunk.section_path,
+                "chunk_id": h.chunk.chunk_id, "gold": is_gold(q, h.chunk.doc_path, h.chunk.section_path)}
+               for h in hits]
+        first = next((t["rank"] for t in top if t["gold"]), None)
+        out[q.id] = {"relevance": round(float(relevance), 4), "hits": top, "first_gold_rank": first,
+                     "hit@4": first is not None and first <= 4, "hit@8": first is not None and first <= 8}
+    return out
+
+
+def sweep(questions: list[Question], retrieval: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    rel = {q.id: retrieval[q.id]["relevance"] for q in questions}
+    for t in THRESHOLDS:
+        row: dict[str, Any] = {"threshold": t}
+        for name, members in (("unanswerable", [q for q in questions if not q.answerable]),
+                              ("cdd_answerable", [q for q in questions if q.answerable and q.set != "spf"]),
+                              ("cdd_fr", [q for q in questions if q.set == "cdd-fr"]),
+                              ("cdd_en", [q for q in questions if q.set == "cdd-en"]),
+                              ("spf", [q for q in questions if q.set == "spf"])):
+            refused = sum(rel[q.id] < t for q in members)
+            row[f"{name}_refused"] = refused
+            row[f"{name}_n"] = len(members)
+            row[f"{name}_rate"] = round(refused / len(members), 3) if members else None
+        rows.append(row)
+    return rows
+
+
+def choose_threshold(rows: list[dict[str, Any]]) -> tuple[float, str]:
+    ok = [r for r in rows if (r["unanswerable_rate"] or 0) >= TARGET_REFUSAL]
+    if ok:
+        best = min(ok, key=lambda r: (r["cdd_answerable_refused"] + r["spf_refused"], -r["unanswerable_refused"],
+                                      r["threshold"]))
+        return best["threshold"], (f"lowest false refusals (cdd answerable + spf) among thresholds refusing >= "
+                                   f"{TARGET_REFUSAL:.0%} of unanswerable questions by relevance alone")
+    best = max(rows, key=lambda r: (r["unanswerable_rate"] or 0) - (r["cdd_answerable_rate"] or 0))
+    return best["threshold"], (f"no threshold in the sweep refuses {TARGET_REFUSAL:.0%} of unanswerable questions by "
+                               "relevance alone: best (refusal - false refusal) taken; the model's own refusal "
+                               "(NON_TROUVÉ) has to do the rest")
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def sweep_table(rows: list[dict[str, Any]], chosen: float) -> str:
+    body = []
+    for r in rows:
+        body.append([f"**{r['threshold']:.3f}**" if r["threshold"] == chosen else f"{r['threshold']:.3f}",
+                     f"{r['unanswerable_refused']}/{r['unanswerable_n']} ({pct(r['unanswerable_rate'])})",
+                     f"{r['cdd_answerable_refused']}/{r['cdd_answerable_n']} ({pct(r['cdd_answerable_rate'])})",
+                     f"{r['cdd_fr_refused']}/{r['cdd_fr_n']}", f"{r['cdd_en_refused']}/{r['cdd_en_n']}",
+                     f"{r['spf_refused']}/{r['spf_n']} ({pct(r['spf_rate'])})" if r["spf_n"] else "–"])
+    return markdown_table(["threshold", "refused unanswerable", "false refusals cdd", "cdd fr", "cdd en",
+                           "false refusals spf"], body)
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------------
+def judge(q: Question, answer: Any) -> dict[str, Any]:
+    """Correctness, citation pairs, gold citations and invalid markers of one answer."""
+    text = answer.answer
+    n_sources = len(answer.sources)
+    by_n = {c.n: c for c in answer.sources}
+    out: dict[str, Any] = {"invalid_markers": sum(1 for n in markers(text) if not 1 <= n <= n_sources)}
+    if answer.refused:
+        out.update(correct=False if q.answerable else None, pairs=[], cites_gold=False)
+        return out
+    normed = norm(text)
+    if q.set == "spf":
+        ok, share = span_found(text, q.gold_span or "")
+        out.update(correct=ok, span_word_share=share)
+    elif q.answerable:
+        found = [f for f in q.key_facts if has_fact(normed, f)]
+        out.update(correct=len(found) == len(q.key_facts), facts_found=found)
+    else:
+        out.update(correct=None)
+    pairs = []
+    for i, (sentence, cited) in enumerate(sentence_citations(text)):
+        s_norm = norm(sentence)
+        for n in cited:
+            c = by_n.get(n)
+            if c is None:
+                pairs.append({"sentence": i, "n": n, "ok": False, "why": "not a provided source"})
+                continue
+            gold = is_gold(q, c.path, c.section)
+            if gold:
+                why = "gold"
+            elif q.set != "spf":
+                shared = [f for f in q.key_facts if has_fact(s_norm, f) and has_fact(norm(c.text), f)]
+                why = f"shares key fact {shared[0]!r}" if shared else "no gold, no shared key fact"
+                gold = bool(shared)
+            else:
+                why = "other page"
+            pairs.append({"sentence": i, "n": n, "ok": gold, "why": why})
+    out["pairs"] = pairs
+    out["cites_gold"] = any(is_gold(q, c.path, c.section) for c in answer.citations)
+    return out
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 3) if den else None
+
+
+def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    answerable = [r for r in records if r["answerable"]]
+    answered = [r for r in records if not r["refused"]]
+    pairs = [p for r in answered for p in r["judge"]["pairs"]]
+    answerable_answered = [r for r in answerable if not r["refused"]]
+    ttft = [r["timings"]["first_token_s"] for r in records if "first_token_s" in r["timings"]]
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r["refused"]:
+            reasons[r["refusal_reason"]] = reasons.get(r["refusal_reason"], 0) + 1
+    return {
+        "n": len(records),
+        "hit@4": _rate(sum(r["retrieval"]["hit@4"] for r in answerable), len(answerable)),
+        "hit@8": _rate(sum(r["retrieval"]["hit@8"] for r in answerable), len(answerable)),
+        "correct": _rate(sum(bool(r["judge"]["correct"]) for r in answerable), len(answerable)),
+        "citation_pairs": len(pairs),
+        "citation_precision": _rate(sum(p["ok"] for p in pairs), len(pairs)) if answerable else None,
+        "citation_recall": _rate(sum(r["judge"]["cites_gold"] for r in answerable_answered), len(answerable_answered)),
+        "refused": sum(r["refused"] for r in records),
+        "refusal_rate": _rate(sum(r["refused"] for r in records), len(records)),
+        "refusal_reasons": reasons,
+        "invalid_markers_final": sum(r["judge"]["invalid_markers"] for r in records),
+        "removed_markers": sum(r["removed_markers"] for r in records),
+        "dropped_citations": sum(r["dropped_citations"] for r in records),
+        "dropped_sentences": sum(r["dropped_sentences"] for r in records),
+        "mean_ttft_s": _mean(ttft),
+        "ttft_n": len(ttft),
+        "mean_total_s": _mean([r["wall_s"] for r in records]),
+    }
+
+
+def results_table(by_set: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for name, m in by_set.items():
+        refusal = (f"{m['refused']}/{m['n']} refused ({pct(m['refusal_rate'])})" if name == "unanswerable"
+                   else f"{m['refused']}/{m['n']} false ({pct(m['refusal_rate'])})")
+        rows.append([name, m["n"], pct(m["hit@4"]), pct(m["hit@8"]), pct(m["correct"]),
+                     f"{pct(m['citation_precision'])} ({m['citation_pairs']})", pct(m["citation_recall"]), refusal,
+                     f"{m['invalid_markers_final']} + {m['removed_markers']}", m["mean_ttft_s"], m["mean_total_s"]])
+    return markdown_table(["set", "n", "hit@4", "hit@8", "correct", "cit. precision (pairs)", "cit. recall",
+                           "refusals", "bad citations final + removed", "mean TTFT s", "mean total s"], rows)
+
+
+def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> dict[str, Any]:
+    return {
+        "id": q.id, "set": q.set, "lang": q.lang, "question": q.question, "answerable": q.answerable,
+        "gold": q.gold_articles or q.gold_page, "key_facts": q.key_facts, "gold_span": q.gold_span,
+        "retrieval": {k: retrieval[k] for k in ("relevance", "first_gold_rank", "hit@4", "hit@8")},
+        "answer": answer.answer, "refused": answer.refused, "refusal_reason": answer.refusal_reason,
+        "relevance": round(float(answer.relevance), 4),
+        "citations": [{"n": c.n, "document": c.document, "section": c.section, "chunk_id": c.chunk_id}
+                      for c in answer.citations],
+        "sources": [{"n": c.n, "doc": Path(c.path).name, "section": c.section, "chunk_id": c.chunk_id,
+                     "gold": is_gold(q, c.path, c.section)} for c in answer.sources],
+        "removed_markers": answer.removed_markers, "dropped_citations": answer.dropped_citations,
+        "dropped_sentences": answer.dropped_sentences,
+        "timings": {k: round(v, 3) for k, v in answer.timings.items()}, "wall_s": round(wall, 3),
+        "prompt_version": answer.prompt_version, "judge": judge(q, answer),
+    }
+
+
+# ---- main ---------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME,
+                        help="folder holding the two bench homes <home>/cdd and <home>/spf (kept; default %(default)s)")
+    parser.add_argument("--cdd", type=int, default=30, help="answerable Code de la défense questions (>= 5 English)")
+    parser.add_argument("--unanswerable", type=int, default=20, help="unanswerable questions")
+    parser.add_argument("--spf", type=int, default=15, help="service-public questions (0: no spf index at all)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="relevance_threshold for the evaluation (default: the calibrated one)")
+    parser.add_argument("--calibrate-only", action="store_true", help="stop after the threshold sweep (no LLM)")
+    parser.add_argument("--llm", type=Path, default=DEFAULT_LLM, help="GGUF file (default %(default)s)")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    root = args.home.expanduser().resolve()
+    output = args.output or Path(__file__).resolve().parent / "results" / "answer_bench.json"
+
+    t_start = time.monotonic()
+    all_cdd = cdd_questions()
+    cdd_idx, cdd_build = open_cdd(root, args)
+    spf_idx, spf_build, all_spf = None, None, []
+    if args.spf > 0:
+        pages, all_spf = spf_data()
+        spf_idx, spf_build = open_spf(root, args, pages, embedder=cdd_idx.embedder)
+    print(f"indexes ready in {time.monotonic() - t_start:.0f} s (cdd: {cdd_build['chunks_added']} chunks added, "
+          f"{cdd_build['unchanged']} files unchanged; spf: {spf_build and spf_build['chunks_added']} chunks added)",
+          file=sys.stderr)
+
+    t_cal = time.monotonic()
+    retrieval = retrieve_all(cdd_idx, all_cdd)
+    if spf_idx is not None:
+        retrieval.update(retrieve_all(spf_idx, all_spf))
+    rows = sweep(all_cdd + all_spf, retrieval)
+    calibrated, why = choose_threshold(rows)
+    threshold = args.threshold if args.threshold is not None else calibrated
+    cal_seconds = time.monotonic() - t_cal
+    print(f"\n## Relevance threshold sweep (best dense cosine < threshold = refused without the LLM; "
+          f"{len(all_cdd) + len(all_spf)} questions, {cal_seconds:.1f} s)\n")
+    print(sweep_table(rows, calibrated))
+    print(f"\nCalibrated threshold: {calibrated:.3f} ({why}). Evaluation threshold: {threshold:.3f}.")
+    calibration = {"thresholds": rows, "calibrated_threshold": calibrated, "rule": why, "seconds": round(cal_seconds, 2),
+                   "relevance": {qid: r["relevance"] for qid, r in retrieval.items()}}
+    base = {"settings": {"cdd": public_settings(cdd_idx.settings),
+                         "spf": public_settings(spf_idx.settings) if spf_idx else None},
+            "build": {"cdd": cdd_build, "spf": spf_build}, "calibration": calibration}
+    if args.calibrate_only:
+        path = write_result("answer_bench", {**base, "mode": "calibrate-only"}, output)
+        print(f"\nwritten {path}")
+        return 0
+
+    cdd_fr = [q for q in all_cdd if q.set == "cdd-fr"]
+    cdd_en = [q for q in all_cdd if q.set == "cdd-en"]
+    un_fr = [q for q in all_cdd if not q.answerable and q.lang == "fr"]
+    un_en = [q for q in all_cdd if not q.answerable and q.lang == "en"]
+    selected = (_pick(cdd_fr, cdd_en, args.cdd) + _pick(un_fr, un_en, args.unanswerable) + all_spf[: args.spf])
+
+    from app.answer import AnswerPipeline
+    from app.llm import LocalModel
+
+    for idx in (cdd_idx, spf_idx):
+        if idx is not None:
+            idx.settings.relevance_threshold = threshold
+    model_box: dict[str, Any] = {}
+
+    def provider() -> LocalModel:
+        if "model" not in model_box:
+            t0 = time.monotonic()
+            model_box["model"] = LocalModel(cdd_idx.settings)
+            model_box["load_s"] = round(time.monotonic() - t0, 2)
+            print(f"model loaded in {model_box['load_s']} s", file=sys.stderr)
+        return model_box["model"]
+
+    pipelines = {"cdd": AnswerPipeline(cdd_idx, provider)}
+    if spf_idx is not None:
+        pipelines["spf"] = AnswerPipeline(spf_idx, provider)
+    records: list[dict[str, Any]] = []
+
+    def summary(complete: bool) -> dict[str, Any]:
+        by_set = {name: metrics([r for r in records if r["set"] == name]) for name in SETS
+                  if any(r["set"] == name for r in records)}
+        model = model_box.get("model")
+        return {**base, "mode": "evaluate", "complete": complete, "threshold": threshold,
+                "judge_rules": JUDGE_RULES,
+                "model": {"file": str(args.llm), "sha256": model.sha256 if model else cdd_idx.settings.llm_sha256,
+                          "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s")},
+                "prompt_versions": sorted({r["prompt_version"] for r in records}),
+                "metrics": by_set, "metrics_all": metrics(records) if records else None,
+                "records": records}
+
+    t_eval = time.monotonic()
+    for i, q in enumerate(selected, start=1):
+        pipeline = pipelines["spf" if q.set == "spf" else "cdd"]
+        t0 = time.monotonic()
+        answer = pipeline.ask(q.question)
+        rec = record(q, answer, retrieval[q.id], time.monotonic() - t0)
+        records.append(rec)
+        status = "refused" if rec["refused"] else ("correct" if rec["judge"]["correct"] else "answered")
+        print(f"[{i}/{len(selected)}] {q.id} {q.set} rel={rec['relevance']:.3f} {status} "
+              f"{rec['wall_s']:.1f} s", file=sys.stderr)
+        write_result("answer_bench", summary(False), output)  # partial results survive an interruption
+    data = summary(True)
+    data["evaluation_seconds"] = round(time.monotonic() - t_eval, 1)
+    path = write_result("answer_bench", data, output)
+
+    print(f"\n## Answers (threshold {threshold:.3f}, model {args.llm.name}, prompts {', '.join(data['prompt_versions'])})\n")
+    print(results_table(data["metrics"]))
+    print("\nJudge: independent of the product's lexical grounding (gold articles/pages and key facts from the QA "
+          "files, accent/case-insensitive string matching; spf correctness = >= 60 % of the gold span's content "
+          "words in the answer). Bad citations must be 0 in final answers; 'removed' = markers the product dropped.")
+    allm = data["metrics_all"]
+    print(f"\nAll sets: {allm['n']} questions, invalid markers in final answers {allm['invalid_markers_final']}, "
+          f"removed markers {allm['removed_markers']}, evaluation {data['evaluation_seconds']} s.\nwritten {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
