@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from index.document_index import DocumentIndex
 from index.settings import VigieSettings
 
@@ -58,10 +60,13 @@ def test_kill_minus_nine_mid_write_then_rerun_is_consistent(tmp_path: Path) -> N
     env = {**os.environ, "VIGIE_HOME": str(home)}
     settings = VigieSettings(home=home)
 
-    kills = 0
-    for _ in range(2):  # kill twice, each time in the middle of a replacement
-        kills += _kill_during_write(env, settings.catalog_path, corpus)
-    assert kills >= 1, "the ingest never reached a document write before finishing"
+    for attempt in range(5):  # each attempt restarts the ingest; stop at the first kill that lands mid-write
+        if _kill_during_write(env, settings.catalog_path, corpus):
+            break
+        for f in corpus.iterdir():  # the run finished first: touch the files so the next run rewrites them
+            f.write_text(f.read_text() + f"\n\nRévision {attempt}.\n")
+    else:
+        pytest.fail("the ingest was never caught in the middle of a document write")
 
     rerun = _vigie("ingest", str(corpus), "--json", env=env)
     out, errs = rerun.communicate(timeout=600)
