@@ -93,7 +93,9 @@ def chunk_elements(elements: list[Element], size: int = 1200, overlap: int = 150
 
     for el in elements:
         if el.kind == "title":
-            depth = el.depth if el.depth is not None else (stack[-1][0] + 1 if stack else base_depth)
+            # A heading without a known level (plain text, heuristic PDF titles) is a sibling of the previous
+            # one: it replaces it instead of nesting ever deeper.
+            depth = el.depth if el.depth is not None else base_depth + 1
             if single_top and depth == base_depth and title is None:
                 title = el.text  # the one top-level heading names the document, not a section
                 continue

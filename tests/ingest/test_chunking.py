@@ -61,3 +61,11 @@ def test_no_text_is_lost(paragraphs: list[str]) -> None:
 def test_decode_text_prefers_utf8_then_cp1252() -> None:
     assert decode_text("Défense".encode()) == ("Défense", "utf-8")
     assert decode_text("Défense – cœur €".encode("cp1252")) == ("Défense – cœur €", "cp1252")
+
+
+def test_headings_without_level_are_siblings_not_nested() -> None:
+    elements = []
+    for i in range(6):
+        elements += [Element("title", f"Rubrique {i}"), Element("text", f"Contenu de la rubrique {i}. " * 5)]
+    _, drafts = chunk_elements(elements, size=500, overlap=0, min_size=0)
+    assert [d.section for d in drafts] == [[f"Rubrique {i}"] for i in range(6)]
