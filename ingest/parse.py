@@ -60,8 +60,8 @@ def _pdf_problem(path: Path) -> str:
         return f"corrupt PDF: {(str(exc).splitlines() or ['unreadable'])[0][:200]}"
     if damage:
         return f"corrupt PDF: {damage[0].split(': ', 2)[-1][:200]}"
-    ocr = "OCR is available but found no text" if shutil.which("tesseract") else (
-        "OCR fallback unavailable (tesseract is not installed)")
+    ocr = ("tesseract is installed but Vigie's OCR fallback is not enabled yet" if shutil.which("tesseract")
+           else "no OCR fallback: tesseract is not installed")
     return f"no text extracted: {pages} page(s) without a text layer (scanned?); {ocr}"
 
 

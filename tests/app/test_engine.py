@@ -157,3 +157,17 @@ def test_queue_reports_positions(engine):
     positions = [e["position"] for events in seen for e in events if e["type"] == "queued"]
     assert 1 in positions  # the second request waited behind the first
     assert all(any(e["type"] == "done" for e in events) for events in seen)
+
+
+def test_client_disconnect_cancels_its_generation(engine):
+    url = engine["url"]
+    question = "Recopie intégralement, mot pour mot, le texte de chaque article sur la politique de défense."
+    with httpx.stream("POST", f"{url}/ask", json={"question": question}, timeout=600) as response:
+        for line in response.iter_lines():
+            if line.strip() and json.loads(line)["type"] == "token":
+                break  # first token seen: hang up mid-generation
+    hung_up = time.monotonic()
+    while httpx.get(f"{url}/health", timeout=5).json()["queue"] and time.monotonic() - hung_up < 30:
+        time.sleep(0.1)
+    # a full answer of 120 tokens takes ~15 s here; a cancelled one frees the queue within a couple of seconds
+    assert time.monotonic() - hung_up < 3
