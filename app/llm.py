@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.settings import VigieSettings
+from ingest.files import file_sha256
 
 log = logging.getLogger(__name__)
 # llama.cpp's OpenMP threads otherwise spin for a long time after each step: with another process on the CPU
@@ -31,12 +31,9 @@ def verify_model_file(path: Path, expected_sha256: str) -> None:
     """Refuse a model whose bytes are not the expected ones (supply-chain and tampering check)."""
     if not path.is_file():
         raise ModelIntegrityError(f"model file not found: {path} (run scripts/install.sh or set VIGIE_LLM_MODEL)")
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected_sha256.lower():
-        raise ModelIntegrityError(f"model file {path} has SHA-256 {digest.hexdigest()}, expected {expected_sha256}: "
+    actual = file_sha256(path)
+    if actual != expected_sha256.lower():
+        raise ModelIntegrityError(f"model file {path} has SHA-256 {actual}, expected {expected_sha256}: "
                                   "refusing to load it (set VIGIE_LLM_SHA256 for a different model)")
 
 
