@@ -94,17 +94,20 @@ def _ingest_via_engine(engine: EngineClient, paths: list[Path], access: AccessLa
                        progress: RichIngestProgress | None) -> dict:
     job = engine.submit_ingest([str(p.resolve()) for p in paths], access.collection, access.classification,
                                list(access.groups), sync)
-    seen = 0
+    seen, pages, chunks, started = 0, 0, 0, False
     try:
         while job["status"] in {"queued", "running"}:
             time.sleep(0.3)
             job = engine.ingest_status(job["id"])
             if progress and job["total_files"]:
-                if seen == 0:
+                if not started:
                     progress.start(job["total_files"])
-                while seen < job["done_files"]:
+                    started = True
+                while seen < job["done_files"]:  # replay the engine's counters on the local bar
                     seen += 1
-                    progress.file_done(Path(job["current"].split(": ", 1)[-1]), "", 0, 0)
+                    status, _, name = job["current"].partition(": ")
+                    progress.file_done(Path(name), status, job["pages"] - pages, job["chunks"] - chunks)
+                    pages, chunks = job["pages"], job["chunks"]
     finally:
         if progress:
             progress.stop()
