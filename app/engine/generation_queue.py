@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.llm import GenerationCancelled
+
 log = logging.getLogger(__name__)
 END = {"type": "end"}
 
@@ -30,6 +32,7 @@ class GenerationQueue:
         self._waiting: list[Ticket] = []
         self._lock = threading.Condition()
         self._running: Ticket | None = None
+        self.cancelled = 0  # generations stopped by their client going away (reported by /health)
         self._thread = threading.Thread(target=self._work, name="vigie-generation", daemon=True)
         self._thread.start()
 
@@ -66,6 +69,11 @@ class GenerationQueue:
                     ticket.started.set()
                     for event in ticket.run(ticket.cancel):
                         ticket.events.put(event)
+                else:
+                    self.cancelled += 1
+            except GenerationCancelled as exc:
+                self.cancelled += 1
+                ticket.events.put({"type": "error", "error": str(exc)})
             except Exception as exc:  # reported to the client, the queue keeps serving
                 log.warning("generation failed: %s", exc)
                 ticket.events.put({"type": "error", "error": f"{type(exc).__name__}: {exc}"})

@@ -97,7 +97,8 @@ def create_app(state: EngineState) -> FastAPI:
         idx = state.index
         return {"status": "ok", "backend": idx.store.backend, "chunks": idx.store.count(),
                 "documents": len(idx.catalog.all()), "model": state.model.name if state.model else None,
-                "embedding_model": idx.settings.resolved_embedding_model.name, "queue": state.generation.depth}
+                "embedding_model": idx.settings.resolved_embedding_model.name, "queue": state.generation.depth,
+                "cancelled": state.generation.cancelled}
 
     @app.post("/search", dependencies=deps)
     def search(req: SearchRequest) -> dict[str, Any]:

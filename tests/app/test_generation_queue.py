@@ -45,6 +45,7 @@ def test_cancel_stops_a_running_generation_and_skips_a_waiting_one() -> None:
     _drain(a)
     _drain(b)
     assert log == [-1]  # a stopped early, b never ran
+    assert q.cancelled == 1  # b, skipped before it started (a's generator returned by itself)
 
 
 def test_errors_are_reported_and_the_queue_keeps_serving() -> None:
