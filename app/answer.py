@@ -160,7 +160,8 @@ class AnswerPipeline:
         retrieved_s = time.monotonic() - t0
         closest = list(dict.fromkeys(_where(_citation(0, h)).split(", ")[0] for h in hits))[:3]
 
-        if not hits or relevance < self.settings.relevance_threshold:
+        threshold = self.settings.relevance_threshold_en if lang == "en" else self.settings.relevance_threshold
+        if not hits or relevance < threshold:
             yield from self._refuse(question, lang, "no relevant passage", relevance, closest, hits,
                                     {"retrieval_s": retrieved_s})
             return
