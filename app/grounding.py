@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from app.citations import MARKER
 from index.sparse import SparseEncoder
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+# A sentence ends at . ! ? followed by a capital, but not after an initial ("L. 1111-1", "M. Dupont") or "art."
+_SENTENCE = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bart\.)\s+(?=[A-ZÀ-ÖØ-Þ«\"(])|\n+")
 _NUMBER = re.compile(r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?")
 CITATION_SUPPORT = 0.3  # keep a citation when this share of the sentence's stems is in the passage ...
 RELATIVE_SUPPORT = 0.6  # ... and at least this fraction of the best passage's support

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -76,13 +75,16 @@ JUDGE_RULES = {
                          "of removed_markers (markers the product itself removed while streaming).",
 }
 
-_FR_STOP = set("""
-a au aux avec ce ces cet cette dans de des du elle elles en est et etre eux il ils je la le les leur leurs lui ma
-mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa se ses son sont sur ta te tes toi ton tu
-un une vos votre vous y l d s n c j m t qu il ete etes sera seront peut peuvent doit doivent fait faire plus moins
-tout tous toute toutes autre autres avoir ont avez avons sans sous entre aussi ainsi donc alors si non oui ni car
-cas lors selon chez vers tres bien deja
-""".split()) - {"oui", "non"}
+_FR_STOP = frozenset({
+    "a", "au", "aux", "avec", "ce", "ces", "cet", "cette", "dans", "de", "des", "du", "elle", "elles", "en", "est",
+    "et", "etre", "eux", "il", "ils", "je", "la", "le", "les", "leur", "leurs", "lui", "ma", "mais", "me", "meme",
+    "mes", "moi", "mon", "ne", "nos", "notre", "nous", "on", "ou", "par", "pas", "pour", "qu", "que", "qui", "sa",
+    "se", "ses", "son", "sont", "sur", "ta", "te", "tes", "toi", "ton", "tu", "un", "une", "vos", "votre", "vous",
+    "y", "l", "d", "s", "n", "c", "j", "m", "t", "ete", "etes", "sera", "seront", "peut", "peuvent", "doit",
+    "doivent", "fait", "faire", "plus", "moins", "tout", "tous", "toute", "toutes", "autre", "autres", "avoir",
+    "ont", "avez", "avons", "sans", "sous", "entre", "aussi", "ainsi", "donc", "alors", "si", "ni", "car", "cas",
+    "lors", "selon", "chez", "vers", "tres", "bien", "deja",
+})
 
 
 # ---- text normalisation and matching ------------------------------------------------------------------------
@@ -266,6 +268,8 @@ def sweep(questions: list[Question], retrieval: dict[str, dict[str, Any]]) -> li
     for t in THRESHOLDS:
         row: dict[str, Any] = {"threshold": t}
         for name, members in (("unanswerable", [q for q in questions if not q.answerable]),
+                              ("unanswerable_fr", [q for q in questions if not q.answerable and q.lang == "fr"]),
+                              ("unanswerable_en", [q for q in questions if not q.answerable and q.lang == "en"]),
                               ("cdd_answerable", [q for q in questions if q.answerable and q.set != "spf"]),
                               ("cdd_fr", [q for q in questions if q.set == "cdd-fr"]),
                               ("cdd_en", [q for q in questions if q.set == "cdd-en"]),
@@ -291,6 +295,18 @@ def choose_threshold(rows: list[dict[str, Any]]) -> tuple[float, str]:
                                "(NON_TROUVÉ) has to do the rest")
 
 
+def per_language(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Information only (the product has one threshold): the same rule applied to each language separately."""
+    out: dict[str, float | None] = {}
+    for lang in ("fr", "en"):
+        ok = [r for r in rows if (r[f"unanswerable_{lang}_rate"] or 0) >= TARGET_REFUSAL]
+        spf = (lambda r: r["spf_refused"]) if lang == "fr" else (lambda r: 0)
+        out[lang] = min(ok, key=lambda r, spf=spf, lang=lang: (r[f"cdd_{lang}_refused"] + spf(r),
+                                                              -r[f"unanswerable_{lang}_refused"],
+                                                              r["threshold"]))["threshold"] if ok else None
+    return out
+
+
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
 
@@ -300,11 +316,13 @@ def sweep_table(rows: list[dict[str, Any]], chosen: float) -> str:
     for r in rows:
         body.append([f"**{r['threshold']:.3f}**" if r["threshold"] == chosen else f"{r['threshold']:.3f}",
                      f"{r['unanswerable_refused']}/{r['unanswerable_n']} ({pct(r['unanswerable_rate'])})",
+                     f"{r['unanswerable_fr_refused']}/{r['unanswerable_fr_n']}",
+                     f"{r['unanswerable_en_refused']}/{r['unanswerable_en_n']}",
                      f"{r['cdd_answerable_refused']}/{r['cdd_answerable_n']} ({pct(r['cdd_answerable_rate'])})",
                      f"{r['cdd_fr_refused']}/{r['cdd_fr_n']}", f"{r['cdd_en_refused']}/{r['cdd_en_n']}",
                      f"{r['spf_refused']}/{r['spf_n']} ({pct(r['spf_rate'])})" if r["spf_n"] else "–"])
-    return markdown_table(["threshold", "refused unanswerable", "false refusals cdd", "cdd fr", "cdd en",
-                           "false refusals spf"], body)
+    return markdown_table(["threshold", "refused unanswerable", "unans. fr", "unans. en", "false refusals cdd",
+                           "cdd fr", "cdd en", "false refusals spf"], body)
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------
@@ -359,9 +377,9 @@ def _rate(num: int, den: int) -> float | None:
 
 def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in records if r["answerable"]]
-    answered = [r for r in records if not r["refused"]]
+    answered = [r for r in records if not r["refused"] and not r.get("error")]
     pairs = [p for r in answered for p in r["judge"]["pairs"]]
-    answerable_answered = [r for r in answerable if not r["refused"]]
+    answerable_answered = [r for r in answerable if not r["refused"] and not r.get("error")]
     ttft = [r["timings"]["first_token_s"] for r in records if "first_token_s" in r["timings"]]
     reasons: dict[str, int] = {}
     for r in records:
@@ -378,6 +396,7 @@ def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         "refused": sum(r["refused"] for r in records),
         "refusal_rate": _rate(sum(r["refused"] for r in records), len(records)),
         "refusal_reasons": reasons,
+        "errors": sum(bool(r.get("error")) for r in records),
         "invalid_markers_final": sum(r["judge"]["invalid_markers"] for r in records),
         "removed_markers": sum(r["removed_markers"] for r in records),
         "dropped_citations": sum(r["dropped_citations"] for r in records),
@@ -393,6 +412,8 @@ def results_table(by_set: dict[str, dict[str, Any]]) -> str:
     for name, m in by_set.items():
         refusal = (f"{m['refused']}/{m['n']} refused ({pct(m['refusal_rate'])})" if name == "unanswerable"
                    else f"{m['refused']}/{m['n']} false ({pct(m['refusal_rate'])})")
+        if m["errors"]:
+            refusal += f", {m['errors']} time-outs"
         rows.append([name, m["n"], pct(m["hit@4"]), pct(m["hit@8"]), pct(m["correct"]),
                      f"{pct(m['citation_precision'])} ({m['citation_pairs']})", pct(m["citation_recall"]), refusal,
                      f"{m['invalid_markers_final']} + {m['removed_markers']}", m["mean_ttft_s"], m["mean_total_s"]])
@@ -418,6 +439,19 @@ def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> 
     }
 
 
+def error_record(q: Question, retrieval: dict[str, Any], wall: float, error: str) -> dict[str, Any]:
+    """A question whose generation failed (time limit): counted as incorrect / not refused."""
+    return {
+        "id": q.id, "set": q.set, "lang": q.lang, "question": q.question, "answerable": q.answerable,
+        "gold": q.gold_articles or q.gold_page, "key_facts": q.key_facts, "gold_span": q.gold_span,
+        "retrieval": {k: retrieval[k] for k in ("relevance", "first_gold_rank", "hit@4", "hit@8")},
+        "answer": "", "refused": False, "refusal_reason": None, "error": error, "relevance": retrieval["relevance"],
+        "citations": [], "sources": [], "removed_markers": 0, "dropped_citations": 0, "dropped_sentences": 0,
+        "timings": {}, "wall_s": round(wall, 3), "prompt_version": None,
+        "judge": {"invalid_markers": 0, "correct": False if q.answerable else None, "pairs": [], "cites_gold": False},
+    }
+
+
 # ---- main ---------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -430,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="relevance_threshold for the evaluation (default: the calibrated one)")
     parser.add_argument("--calibrate-only", action="store_true", help="stop after the threshold sweep (no LLM)")
     parser.add_argument("--llm", type=Path, default=DEFAULT_LLM, help="GGUF file (default %(default)s)")
+    parser.add_argument("--generation-timeout", type=float, default=None,
+                        help="generation_timeout_s per answer (default: the settings default, 180 s); a question "
+                             "that exceeds it is recorded as an error (incorrect)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     root = args.home.expanduser().resolve()
@@ -458,7 +495,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(all_cdd) + len(all_spf)} questions, {cal_seconds:.1f} s)\n")
     print(sweep_table(rows, calibrated))
     print(f"\nCalibrated threshold: {calibrated:.3f} ({why}). Evaluation threshold: {threshold:.3f}.")
-    calibration = {"thresholds": rows, "calibrated_threshold": calibrated, "rule": why, "seconds": round(cal_seconds, 2),
+    by_lang = per_language(rows)
+    print(f"Same rule per question language (information only; the product has one threshold): "
+          f"fr {by_lang['fr']}, en {by_lang['en']}.")
+    calibration = {"thresholds": rows, "calibrated_threshold": calibrated, "rule": why,
+                   "per_language_information_only": by_lang,
+                   "seconds": round(cal_seconds, 2),
                    "relevance": {qid: r["relevance"] for qid, r in retrieval.items()}}
     base = {"settings": {"cdd": public_settings(cdd_idx.settings),
                          "spf": public_settings(spf_idx.settings) if spf_idx else None},
@@ -475,11 +517,13 @@ def main(argv: list[str] | None = None) -> int:
     selected = (_pick(cdd_fr, cdd_en, args.cdd) + _pick(un_fr, un_en, args.unanswerable) + all_spf[: args.spf])
 
     from app.answer import AnswerPipeline
-    from app.llm import LocalModel
+    from app.llm import GenerationCancelled, LocalModel
 
     for idx in (cdd_idx, spf_idx):
         if idx is not None:
             idx.settings.relevance_threshold = threshold
+            if args.generation_timeout:
+                idx.settings.generation_timeout_s = args.generation_timeout
     model_box: dict[str, Any] = {}
 
     def provider() -> LocalModel:
@@ -503,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 "judge_rules": JUDGE_RULES,
                 "model": {"file": str(args.llm), "sha256": model.sha256 if model else cdd_idx.settings.llm_sha256,
                           "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s")},
-                "prompt_versions": sorted({r["prompt_version"] for r in records}),
+                "prompt_versions": sorted({r["prompt_version"] for r in records if r["prompt_version"]}),
                 "metrics": by_set, "metrics_all": metrics(records) if records else None,
                 "records": records}
 
@@ -511,10 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     for i, q in enumerate(selected, start=1):
         pipeline = pipelines["spf" if q.set == "spf" else "cdd"]
         t0 = time.monotonic()
-        answer = pipeline.ask(q.question)
-        rec = record(q, answer, retrieval[q.id], time.monotonic() - t0)
+        try:
+            rec = record(q, pipeline.ask(q.question), retrieval[q.id], time.monotonic() - t0)
+        except GenerationCancelled as exc:
+            rec = error_record(q, retrieval[q.id], time.monotonic() - t0, str(exc))
         records.append(rec)
-        status = "refused" if rec["refused"] else ("correct" if rec["judge"]["correct"] else "answered")
+        status = ("error" if rec.get("error") else "refused" if rec["refused"]
+                  else "correct" if rec["judge"]["correct"] else "answered")
         print(f"[{i}/{len(selected)}] {q.id} {q.set} rel={rec['relevance']:.3f} {status} "
               f"{rec['wall_s']:.1f} s", file=sys.stderr)
         write_result("answer_bench", summary(False), output)  # partial results survive an interruption
@@ -522,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     data["evaluation_seconds"] = round(time.monotonic() - t_eval, 1)
     path = write_result("answer_bench", data, output)
 
-    print(f"\n## Answers (threshold {threshold:.3f}, model {args.llm.name}, prompts {', '.join(data['prompt_versions'])})\n")
+    prompts = ", ".join(data["prompt_versions"])
+    print(f"\n## Answers (threshold {threshold:.3f}, model {args.llm.name}, prompts {prompts})\n")
     print(results_table(data["metrics"]))
     print("\nJudge: independent of the product's lexical grounding (gold articles/pages and key facts from the QA "
           "files, accent/case-insensitive string matching; spf correctness = >= 60 % of the gold span's content "

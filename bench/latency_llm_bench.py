@@ -11,6 +11,9 @@ On the Code de la défense home of `answer_bench.py` (<home>/cdd, ingested if ne
 (c) follow-up: right after (a) (KV cache warm with that conversation), a follow-up in the same language with
     history=[Turn(question, answer.answer)] whose retrieval keeps the same sources; its TTFT (target < 1 s), then
     the same follow-up again after `reset()` (cold) for comparison.
+
+A TTFT counts only when model text streamed (`ttft_valid`): a refusal decided before streaming (threshold, or the
+model's NON_TROUVÉ marker held back) arrives as a single token event at the end and is left out of the statistics.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ from typing import Any
 from answer_bench import DEFAULT_HOME, DEFAULT_LLM, cdd_questions, open_cdd
 from common import add_common_args, markdown_table, public_settings, write_result
 
-FOLLOW_UPS = {"fr": "Peux-tu reformuler cette réponse en une seule phrase ?",
-              "en": "Can you restate that answer in a single sentence?"}
+FOLLOW_UPS = {"fr": "Quel article du code le prévoit ?", "en": "Which article of the code says so?"}
 TTFT_FOLLOWUP_TARGET_S = 1.0
 
 
@@ -35,10 +37,12 @@ def vigie_run(pipeline: Any, question: str, history: list[Any] | None = None) ->
     """Stream one answer; wall TTFT from the call to the first token event, plus the final Answer."""
     t0 = time.perf_counter()
     first = None
+    first_text = ""
     answer = None
     for event in pipeline.stream(question, history):
         if event["type"] == "token" and first is None:
             first = time.perf_counter() - t0
+            first_text = event["text"]
         elif event["type"] == "done":
             answer = event["answer"]
     total = time.perf_counter() - t0
@@ -48,7 +52,10 @@ def vigie_run(pipeline: Any, question: str, history: list[Any] | None = None) ->
     if t.get("completion_tokens", 0) > 1 and "first_token_s" in t:
         decode_s = t["generation_s"] - (t["first_token_s"] - t["retrieval_s"])
         gen_tps = round((t["completion_tokens"] - 1) / decode_s, 2) if decode_s > 0 else None
-    return {"ttft_s": round(first or 0.0, 3), "total_s": round(total, 3), "refused": answer.refused,
+    # A refusal decided before any model text streams arrives as one token event at the end: no model TTFT.
+    streamed = first is not None and not (answer.refused and first_text == answer.answer)
+    return {"ttft_s": round(first or 0.0, 3), "ttft_valid": streamed, "total_s": round(total, 3),
+            "refused": answer.refused,
             "refusal_reason": answer.refusal_reason, "completion_tokens": int(t.get("completion_tokens", 0)),
             "gen_tokens_per_s": gen_tps, "timings": {k: round(v, 3) for k, v in t.items()},
             "sources": [c.chunk_id for c in answer.sources], "answer": answer.answer, "_answer": answer}
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = [q for q in cdd_questions() if q.answerable]
     fr = [q for q in candidates if q.lang == "fr"]
     en = [q for q in candidates if q.lang == "en"]
-    ordered = fr[: max(0, args.questions - 1)] + en[:1] + fr[max(0, args.questions - 1):] + en[1:]
+    ordered = fr[: max(0, args.questions - 1)] + en + fr[max(0, args.questions - 1):]
     chosen = []
     for q in ordered:
         if len(chosen) == args.questions:
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{warm['ttft_s']:.2f} s (same sources: {warm['same_sources']}), cold {cold['ttft_s']:.2f} s",
                   file=sys.stderr)
 
-    valid = [r for r in runs if not r["vigie"]["refused"]]
+    valid = [r for r in runs if r["vigie"]["ttft_valid"]]
     summary = {
         "vigie_ttft_s": _stats([r["vigie"]["ttft_s"] for r in valid]),
         "bare_ttft_s": _stats([r["bare"]["ttft_s"] for r in valid]),
@@ -178,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         "bare_gen_tokens_per_s": _stats([r["bare"]["gen_tokens_per_s"] for r in valid]),
         "bare_prompt_tokens_per_s": _stats([r["bare"]["prompt_tokens_per_s"] for r in valid]),
         "followup_warm_ttft_s": _stats([r["followup_warm"]["ttft_s"] for r in runs
-                                        if r["followup_warm"]["same_sources"] and not r["followup_warm"]["refused"]]),
+                                        if r["followup_warm"]["same_sources"] and r["followup_warm"]["ttft_valid"]]),
         "followup_cold_ttft_s": _stats([r["followup_cold"]["ttft_s"] for r in runs
-                                        if not r["followup_cold"]["refused"]]),
+                                        if r["followup_cold"]["ttft_valid"]]),
         "followups_with_same_sources": sum(r["followup_warm"]["same_sources"] for r in runs),
-        "vigie_refused_runs": len(runs) - len(valid),
+        "followups_refused": sum(r["followup_warm"]["refused"] for r in runs),
+        "vigie_runs_without_model_ttft": len(runs) - len(valid),
     }
     med_v, med_b = summary["vigie_ttft_s"]["median"], summary["bare_ttft_s"]["median"]
     summary["overhead_pct_of_medians"] = round(100 * (med_v - med_b) / med_b, 1) if med_v and med_b else None
@@ -200,24 +208,27 @@ def main(argv: list[str] | None = None) -> int:
     for q in chosen:
         mine = [r for r in valid if r["id"] == q.id]
         if not mine:
-            rows.append([q.id, q.lang, "refused", "", "", "", "", "", ""])
+            rows.append([q.id, q.lang, "no model TTFT (refused)", "", "", "", "", "", ""])
             continue
         v = statistics.median(r["vigie"]["ttft_s"] for r in mine)
         b = statistics.median(r["bare"]["ttft_s"] for r in mine)
-        w = [r["followup_warm"]["ttft_s"] for r in mine if r["followup_warm"]["same_sources"]]
-        c = statistics.median(r["followup_cold"]["ttft_s"] for r in mine)
+        w = [r["followup_warm"]["ttft_s"] for r in mine
+             if r["followup_warm"]["same_sources"] and r["followup_warm"]["ttft_valid"]]
+        cold = [r["followup_cold"]["ttft_s"] for r in mine if r["followup_cold"]["ttft_valid"]]
+        c = statistics.median(cold) if cold else None
         tps = [r["bare"]["gen_tokens_per_s"] for r in mine if r["bare"]["gen_tokens_per_s"]]
         vtps = [r["vigie"]["gen_tokens_per_s"] for r in mine if r["vigie"]["gen_tokens_per_s"]]
         rows.append([q.id, q.lang, v, b, f"{100 * (v - b) / b:+.0f} %" if b else "–",
                      statistics.median(vtps) if vtps else None, statistics.median(tps) if tps else None,
-                     statistics.median(w) if w else "sources changed", c])
+                     statistics.median(w) if w else "sources changed / no text", c])
     print(f"\n## Time to first token (median of {args.repeats}; cold = KV cache reset; {settings.threads} threads)\n")
     print(markdown_table(["question", "lang", "Vigie TTFT s", "bare llama.cpp TTFT s", "overhead",
                           "Vigie gen tok/s", "bare gen tok/s", "follow-up TTFT s (warm)", "follow-up TTFT s (cold)"],
                          rows))
     print(f"\nOverall medians: Vigie {med_v} s, bare {med_b} s, overhead {summary['overhead_pct_of_medians']} %; "
           f"follow-up warm {warm_med} s (target < {TTFT_FOLLOWUP_TARGET_S} s: "
-          f"{'met' if summary['followup_target_met'] else 'NOT met'}), cold {summary['followup_cold_ttft_s']['median']} s."
+          f"{'met' if summary['followup_target_met'] else 'NOT met'}), "
+          f"cold {summary['followup_cold_ttft_s']['median']} s."
           f"\nwritten {path}")
     return 0
 

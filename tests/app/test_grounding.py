@@ -34,3 +34,10 @@ def test_nothing_supported_gives_empty_text() -> None:
 def test_bare_marker_sentence_removed() -> None:
     g = ground("La politique de défense est définie en conseil des ministres [2]. [1][2][3]", SOURCES, SparseEncoder())
     assert g.text == "La politique de défense est définie en conseil des ministres [2]."
+
+
+def test_article_references_do_not_split_sentences() -> None:
+    sources = {1: "Article L1323-1 : le ministre de la défense est responsable de la préparation des forces."}
+    g = ground("Selon l'article L. 1323-1, le ministre de la défense est responsable de la préparation [1].", sources,
+               SparseEncoder())
+    assert g.text == "Selon l'article L. 1323-1, le ministre de la défense est responsable de la préparation [1]."
