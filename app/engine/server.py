@@ -56,10 +56,10 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 async def stream_ticket(state: EngineState, ticket: Ticket, request: Request | None) -> AsyncIterator[dict[str, Any]]:
     """Relay a queued generation's events; a client that goes away cancels its generation."""
     last_position = -1
+    finished = False
     try:
         while True:
             if request is not None and await request.is_disconnected():
-                ticket.cancel.set()
                 return
             try:
                 event = ticket.events.get_nowait()
@@ -71,10 +71,11 @@ async def stream_ticket(state: EngineState, ticket: Ticket, request: Request | N
                 await asyncio.sleep(0.02)
                 continue
             if event is END:
+                finished = True
                 return
             yield event
     finally:
-        if not ticket.events.empty() or not ticket.started.is_set():
+        if not finished:  # disconnect (or server-side cancellation of this response): stop the generation
             ticket.cancel.set()
 
 

@@ -162,7 +162,8 @@ def test_queue_reports_positions(engine):
 def test_client_disconnect_cancels_its_generation(engine):
     url = engine["url"]
     before = httpx.get(f"{url}/health", timeout=5).json()["cancelled"]
-    question = "Recopie intégralement, mot pour mot, le texte de chaque article sur la politique de défense."
+    question = ("Qui préside le conseil de défense et de sécurité nationale, qui peut le suppléer, et comment sa "
+                "composition est-elle fixée ?")
     with httpx.stream("POST", f"{url}/ask", json={"question": question}, timeout=600) as response:
         for line in response.iter_lines():
             if line.strip() and json.loads(line)["type"] == "token":
