@@ -24,8 +24,7 @@ from index.embedding import Embedder  # noqa: E402
 from index.settings import VigieSettings  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
-EMBEDDING_MODEL = Path(os.environ.get("VIGIE_TEST_EMBEDDING_MODEL")
-                       or Path.home() / ".vigie" / "models" / "multilingual-e5-small")
+from tests.model_paths import EMBEDDING_MODEL  # noqa: E402  (read before the fixtures override VIGIE_HOME)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
-MODELS = Path.home() / ".vigie" / "models"
+from tests.model_paths import MODELS_DIR as MODELS  # noqa: E402
 
 
 def _free_port() -> int:

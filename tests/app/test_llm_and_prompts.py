@@ -9,8 +9,7 @@ import pytest
 from app.llm import GenerationCancelled, LocalModel, ModelIntegrityError, verify_model_file
 from index.settings import VigieSettings
 from prompts import LANGUAGES, PROMPTS_DIR, load_prompt
-
-GGUF = Path.home() / ".vigie" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+from tests.model_paths import LLM_MODEL as GGUF
 
 
 def test_tampered_or_missing_model_is_refused(tmp_path: Path) -> None:
