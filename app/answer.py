@@ -158,7 +158,7 @@ class AnswerPipeline:
         else:
             history = []
         retrieved_s = time.monotonic() - t0
-        closest = list(dict.fromkeys(_where(_citation(0, h)).split(", ")[0] for h in hits))[:3]
+        closest = list(dict.fromkeys(h.chunk.doc_title for h in hits))[:3]
 
         threshold = self.settings.relevance_threshold_en if lang == "en" else self.settings.relevance_threshold
         if not hits or relevance < threshold:

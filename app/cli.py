@@ -254,8 +254,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Documents and chunks in the index."""
     index = _open_index(_settings())
     try:
-        docs = index.catalog.all()
-        info = {"backend": index.store.backend, "documents": len(docs), "chunks": index.store.count(),
+        info = {"backend": index.store.backend, "documents": index.catalog.count(), "chunks": index.store.count(),
                 "pending": len(index.catalog.pending())}
     finally:
         index.close()

@@ -83,6 +83,10 @@ class Catalog:
     def all(self) -> list[DocumentRecord]:
         return list(self._rows("ORDER BY collection, path"))
 
+    def count(self) -> int:
+        """Number of documents with a committed version."""
+        return self._db.execute("SELECT count(*) FROM documents WHERE sha256 IS NOT NULL").fetchone()[0]
+
     def pending(self) -> list[DocumentRecord]:
         return list(self._rows("WHERE pending_sha256 IS NOT NULL"))
 

@@ -97,7 +97,7 @@ def create_app(state: EngineState) -> FastAPI:
     def health() -> dict[str, Any]:
         idx = state.index
         return {"status": "ok", "backend": idx.store.backend, "chunks": idx.store.count(),
-                "documents": len(idx.catalog.all()), "model": state.model.name if state.model else None,
+                "documents": idx.catalog.count(), "model": state.model.name if state.model else None,
                 "embedding_model": idx.settings.resolved_embedding_model.name, "queue": state.generation.depth,
                 "cancelled": state.generation.cancelled}
 
