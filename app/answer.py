@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.citations import CitationStreamFilter, tidy
-from app.grounding import ground
+from app.grounding import GroundedText, ground
 from app.llm import GenerationStats, LocalModel
 from index.document_index import DocumentIndex
 from index.models import SearchFilter, SearchHit
@@ -65,6 +65,7 @@ class Answer:
     dropped_citations: int = 0  # [n] whose passage does not support the sentence
     dropped_sentences: int = 0  # sentences no provided passage supports
     relevance: float = 0.0
+    draft: str = ""  # the model's own text before citation checks (kept for the audit trail and evaluation)
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,28 +194,34 @@ class AnswerPipeline:
         text = tidy(flt_stream.text)
         timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
                    "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
-        if any(marker in text.upper() for marker in REFUSAL_MARKERS) or not text:
-            yield from self._refuse(question, lang, "the sources do not answer", relevance, closest, hits, timings,
-                                    model=model, prompt_ref=prompt_ref, sources=citations)
-            return
-        passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
-        grounded = ground(text, passages, self.index.sparse, lang)
-        if not grounded.text:
-            yield from self._refuse(question, lang, "no sentence of the draft answer is supported by the sources",
-                                    relevance, closest, hits, timings, model=model, prompt_ref=prompt_ref,
-                                    sources=citations)
+        grounded, reason = self.check_draft(text, citations, lang)
+        if grounded is None:
+            yield from self._refuse(question, lang, reason or "", relevance, closest, hits, timings, model=model,
+                                    prompt_ref=prompt_ref, sources=citations, draft=text)
             return
         cited = [c for c in citations if c.n in grounded.cited]
         answer = Answer(question=question, answer=grounded.text, citations=cited, refused=False, language=lang,
                         model=model.name, model_sha256=model.sha256, prompt_version=prompt_ref, sources=citations,
                         closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,
                         dropped_citations=grounded.dropped_citations, dropped_sentences=grounded.dropped_sentences,
-                        timings={**timings, "total_s": time.monotonic() - t0})
+                        draft=text, timings={**timings, "total_s": time.monotonic() - t0})
         yield {"type": "done", "answer": answer}
+
+    def check_draft(self, draft: str, citations: list[Citation],
+                    lang: str) -> tuple[GroundedText | None, str | None]:
+        """Check the model's draft against its sources: (grounded answer, None) or (None, refusal reason)."""
+        if any(marker in draft.upper() for marker in REFUSAL_MARKERS) or not draft:
+            return None, "the sources do not answer"
+        passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
+        grounded = ground(draft, passages, self.index.sparse, lang)
+        if not grounded.text:
+            return None, "no sentence of the draft answer is supported by the sources"
+        return grounded, None
 
     def _refuse(self, question: str, lang: str, reason: str, relevance: float, closest: list[str],
                 hits: list[SearchHit], timings: dict[str, float], model: LocalModel | None = None,
-                prompt_ref: str | None = None, sources: list[Citation] | None = None) -> Iterator[dict[str, Any]]:
+                prompt_ref: str | None = None, sources: list[Citation] | None = None,
+                draft: str = "") -> Iterator[dict[str, Any]]:
         refusal = load_prompt("refusal", lang)
         text = refusal.text
         if closest:
@@ -224,7 +231,8 @@ class AnswerPipeline:
                         model=model.name if model else self.settings.resolved_llm_model.stem,
                         model_sha256=model.sha256 if model else self.settings.llm_sha256,
                         prompt_version=prompt_ref or refusal.ref, refusal_reason=reason,
-                        sources=sources or [], closest_documents=closest, relevance=relevance, timings=timings)
+                        sources=sources or [], closest_documents=closest, relevance=relevance, draft=draft,
+                        timings=timings)
         yield {"type": "done", "answer": answer}
 
     def ask(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None) -> Answer:

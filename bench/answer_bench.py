@@ -431,8 +431,10 @@ def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> 
         "citations": [{"n": c.n, "document": c.document, "section": c.section, "chunk_id": c.chunk_id}
                       for c in answer.citations],
         "sources": [{"n": c.n, "doc": Path(c.path).name, "section": c.section, "chunk_id": c.chunk_id,
-                     "gold": is_gold(q, c.path, c.section)} for c in answer.sources],
-        "removed_markers": answer.removed_markers, "dropped_citations": answer.dropped_citations,
+                     "gold": is_gold(q, c.path, c.section), "document": c.document, "path": c.path,
+                     "page": c.page, "page_end": c.page_end, "text": c.text} for c in answer.sources],
+        "draft": answer.draft, "language": answer.language, "removed_markers": answer.removed_markers,
+        "dropped_citations": answer.dropped_citations,
         "dropped_sentences": answer.dropped_sentences,
         "timings": {k: round(v, 3) for k, v in answer.timings.items()}, "wall_s": round(wall, 3),
         "prompt_version": answer.prompt_version, "judge": judge(q, answer),
@@ -452,6 +454,46 @@ def error_record(q: Question, retrieval: dict[str, Any], wall: float, error: str
     }
 
 
+# ---- regrade: the post-generation checks again, on the drafts of an earlier run ------------------------------
+def regrade(previous: dict[str, Any], questions: dict[str, Question],
+            pipelines: dict[str, Any]) -> list[dict[str, Any]]:
+    """Re-run `AnswerPipeline.check_draft` on each recorded draft (same sources, no LLM) and judge it again.
+
+    Valid for changes after generation only (citation checks, grounding); records refused before the model
+    ran, and records whose question language would now be detected differently, are kept as they were and
+    flagged `stale_language`.
+    """
+    from app.answer import Answer, Citation
+    from index.sparse import detect_language
+
+    out = []
+    for old in previous["records"]:
+        q = questions[old["id"]]
+        rec = dict(old)
+        if detect_language(q.question) != old.get("language", q.lang):
+            rec["stale_language"] = True
+        if not old.get("draft") or not old.get("sources") or "text" not in old["sources"][0]:
+            out.append(rec)
+            continue
+        pipeline = pipelines["spf" if q.set == "spf" else "cdd"]
+        sources = [Citation(n=s["n"], document=s["document"], path=s["path"], page=s["page"],
+                            page_end=s["page_end"], section=s["section"], chunk_id=s["chunk_id"], text=s["text"])
+                   for s in old["sources"]]
+        lang = old.get("language", q.lang)
+        grounded, reason = pipeline.check_draft(old["draft"], sources, lang)
+        answer = Answer(question=q.question, answer=grounded.text if grounded else "refused",
+                        citations=[c for c in sources if grounded and c.n in grounded.cited],
+                        refused=grounded is None, language=lang, model="", model_sha256="",
+                        prompt_version=old["prompt_version"], refusal_reason=reason, sources=sources,
+                        removed_markers=old["removed_markers"], relevance=old["relevance"],
+                        dropped_citations=grounded.dropped_citations if grounded else 0,
+                        dropped_sentences=grounded.dropped_sentences if grounded else 0,
+                        draft=old["draft"], timings=old["timings"])
+        new = record(q, answer, {**old["retrieval"]}, old["wall_s"])
+        out.append({**new, "regraded": True})
+    return out
+
+
 # ---- main ---------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -463,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None,
                         help="relevance_threshold for the evaluation (default: the calibrated one)")
     parser.add_argument("--calibrate-only", action="store_true", help="stop after the threshold sweep (no LLM)")
+    parser.add_argument("--regrade", type=Path, default=None,
+                        help="results JSON of an earlier run: re-check its recorded drafts with the current "
+                             "citation checks (no LLM; only valid for changes after generation)")
+    parser.add_argument("--only", choices=("eval", "dev"), default=None,
+                        help="with --regrade: report only the default selection (eval) or the other questions (dev)")
     parser.add_argument("--llm", type=Path, default=DEFAULT_LLM, help="GGUF file (default %(default)s)")
     parser.add_argument("--generation-timeout", type=float, default=None,
                         help="generation_timeout_s per answer (default: the settings default, 180 s); a question "
@@ -538,6 +585,24 @@ def main(argv: list[str] | None = None) -> int:
     if spf_idx is not None:
         pipelines["spf"] = AnswerPipeline(spf_idx, provider)
     records: list[dict[str, Any]] = []
+    if args.regrade:
+        previous = json.loads(args.regrade.read_text())
+        by_id = {q.id: q for q in all_cdd + all_spf}
+        default_ids = {q.id for q in _pick(cdd_fr, cdd_en, 30) + _pick(un_fr, un_en, 20) + all_spf[:15]}
+        regraded = regrade(previous, by_id, pipelines)
+        if args.only:
+            regraded = [r for r in regraded if (r["id"] in default_ids) == (args.only == "eval")]
+        by_set = {name: metrics([r for r in regraded if r["set"] == name]) for name in SETS
+                  if any(r["set"] == name for r in regraded)}
+        out = args.output or output.with_name("answer_bench_regrade.json")
+        path = write_result("answer_bench", {**base, "mode": f"regrade of {args.regrade}", "only": args.only,
+                                             "judge_rules": JUDGE_RULES, "metrics": by_set,
+                                             "metrics_all": metrics(regraded), "records": regraded}, out)
+        print(f"\n## Regraded drafts of {args.regrade} ({args.only or 'all'} questions)\n")
+        print(results_table(by_set))
+        stale = sum(bool(r.get("stale_language")) for r in regraded)
+        print(f"\n{stale} records would now be asked in another language (kept as they were).\nwritten {path}")
+        return 0
 
     def summary(complete: bool) -> dict[str, Any]:
         by_set = {name: metrics([r for r in records if r["set"] == name]) for name in SETS

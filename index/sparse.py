@@ -16,19 +16,32 @@ _WORD = re.compile(r"[a-zà-öø-ÿœæ]+", re.IGNORECASE)
 _FRENCH_MARKERS = frozenset({
     "le", "la", "les", "des", "du", "de", "un", "une", "et", "est", "sont", "dans", "pour", "par", "sur", "au",
     "aux", "qui", "que", "ne", "pas", "ce", "cette", "ces", "il", "elle", "nous", "vous", "ils", "leur", "leurs",
-    "être", "été", "avec", "sans", "selon", "lorsque", "ainsi",
+    "être", "été", "avec", "sans", "selon", "lorsque", "ainsi", "quel", "quelle", "quels", "quelles", "où",
+    "comment", "combien", "pourquoi", "quand", "peut", "doit", "faut", "entre", "ou", "en", "d", "l", "qu",
 })
 _ENGLISH_MARKERS = frozenset({
     "the", "of", "and", "to", "in", "is", "are", "was", "were", "be", "been", "for", "with", "on", "by", "that",
-    "this", "these", "which", "from", "as", "at", "an", "or", "not", "it", "its", "have", "has",
+    "this", "these", "which", "from", "as", "at", "an", "or", "not", "it", "its", "have", "has", "what", "where",
+    "who", "whom", "whose", "how", "when", "why", "does", "do", "did", "can", "could", "should", "would", "must",
+    "may", "there", "their", "under", "between", "into", "than", "any", "about", "much", "many",
 })
+# Text in parentheses or quotes is often a name in the other language ("the Foreign Legion (foyer d'entraide)").
+_ASIDE = re.compile(r"\([^()]*\)|«[^«»]*»|\"[^\"]*\"|“[^“”]*”")
+
+_FRENCH_LETTERS = frozenset("éèêàâçùûîïôœ")
+_ENGLISH_SPELLING = re.compile(r"\b\w*(?:w|th|sh|ck|\wing|\wed|\wly|ness|\wy)\b", re.IGNORECASE)
 
 
 def detect_language(text: str) -> str:
-    """'fr' or 'en' from function-word counts; French wins ties (the ministry's first language)."""
-    words = [w.lower() for w in _WORD.findall(text[:4000])]
+    """'fr' or 'en' from function-word counts outside parentheses and quotes; French wins ties."""
+    sample = text[:4000]
+    outside = _ASIDE.sub(" ", sample)
+    words = [w.lower() for w in _WORD.findall(outside if _WORD.search(outside) else sample)]
     fr = sum(w in _FRENCH_MARKERS for w in words)
     en = sum(w in _ENGLISH_MARKERS for w in words)
+    if en == fr:  # no function word decides (a short claim, a title): spelling does, accents first
+        fr = sum(c in _FRENCH_LETTERS for c in sample.lower())
+        en = len(_ENGLISH_SPELLING.findall(sample))
     return "en" if en > fr else "fr"
 
 

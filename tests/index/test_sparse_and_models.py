@@ -30,6 +30,16 @@ def test_language_detection() -> None:
     assert detect_language("The defence of the nation is ensured by the armed forces.") == "en"
 
 
+def test_language_of_short_questions_and_foreign_names() -> None:
+    # A French name in parentheses must not outvote the English question around it.
+    assert detect_language("Where is the Foreign Legion's mutual aid institution (foyer d'entraide de la Légion "
+                           "étrangère) headquartered?") == "en"
+    assert detect_language("Quelle est la durée du mandat ?") == "fr"
+    assert detect_language("Define classified information.") == "en"  # no function word: spelling decides
+    assert detect_language("Réserve opérationnelle") == "fr"
+    assert detect_language("Comment ?") == "fr"
+
+
 def test_ids_are_deterministic_and_version_specific() -> None:
     d = document_id("c", "/a/b.pdf")
     assert d == document_id("c", "/a/b.pdf") != document_id("other", "/a/b.pdf")
