@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.citations import CitationStreamFilter, tidy
 from app.grounding import GroundedText, ground
 from app.llm import GenerationStats, LocalModel
+from app.semantic_support import SentenceSimilarity
 from index.document_index import DocumentIndex
 from index.models import SearchFilter, SearchHit
 from index.sparse import detect_language
@@ -99,12 +100,23 @@ class AnswerPipeline:
         self.index = index
         self.settings = index.settings
         self._model_provider = model_provider
+        self._similarity: SentenceSimilarity | None = None
+
+    def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
+        """Cross-language support for grounding (the embedder loads on first use)."""
+        if self._similarity is None:
+            self._similarity = SentenceSimilarity(self.index.embedder)
+        return self._similarity(claims, passages)
 
     # ---- sources ------------------------------------------------------------------------------------------
     def _fit(self, hits: list[SearchHit], model: LocalModel) -> list[SearchHit]:
-        """Keep the best hits whose text fits the source token budget (at least one, truncated if needed)."""
+        """The best hits close enough to the best cosine whose text fits the token budget (at least one)."""
         kept, used = [], 0
+        best = max((h.cosine for h in hits if h.cosine is not None), default=None)
+        margin = self.settings.source_cosine_margin
         for hit in hits[: self.settings.answer_sources]:
+            if kept and best is not None and hit.cosine is not None and hit.cosine < best - margin:
+                continue  # a look-alike passage clearly less related to the question (BM25-only hits stay)
             cost = model.count_tokens(hit.chunk.text) + 40
             if kept and used + cost > self.settings.source_token_budget:
                 break
@@ -213,7 +225,7 @@ class AnswerPipeline:
         if any(marker in draft.upper() for marker in REFUSAL_MARKERS) or not draft:
             return None, "the sources do not answer"
         passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
-        grounded = ground(draft, passages, self.index.sparse, lang)
+        grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic)
         if not grounded.text:
             return None, "no sentence of the draft answer is supported by the sources"
         return grounded, None

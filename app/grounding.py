@@ -1,24 +1,40 @@
 """Check each answer sentence against the passages it cites; drop what the sources do not support.
 
-Support is lexical and language-aware: the share of a sentence's content stems (BM25 tokenizer: stemming,
-stop words, accent folding) found in the passage, and every number of the sentence must appear in a source.
-A small model cites loosely; this keeps only citations that hold and drops unsupported sentences.
+Two kinds of support, chosen per (sentence, passage) by language:
+* same language: lexical, the share of the sentence's content stems (BM25 tokenizer: stemming, stop words,
+  accent folding) found in the passage;
+* across languages (an English answer over French passages): semantic, the best cosine between the sentence
+  and one sentence of the passage, from the multilingual embedder (`SemanticSupport`). Stems of two languages
+  never match, and a whole-passage cosine is too diluted to tell a translated sentence from a neighbour.
+
+Every number of a sentence must appear in a source, and a question repeated by the model is not a claim.
+A small model cites loosely; this keeps only citations that hold (at most `MAX_CITATIONS` per sentence, the
+strongest), re-attributes an uncited or wrongly cited sentence to the passage that clearly supports it, and
+drops unsupported sentences.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.citations import MARKER
-from index.sparse import SparseEncoder
+from index.sparse import SparseEncoder, detect_language
 
 # A sentence ends at . ! ? followed by a capital, but not after an initial ("L. 1111-1", "M. Dupont") or "art."
 _SENTENCE = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bart\.)\s+(?=[A-ZÀ-ÖØ-Þ«\"(])|\n+")
 _NUMBER = re.compile(r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?")
-CITATION_SUPPORT = 0.3  # keep a citation when this share of the sentence's stems is in the passage ...
+CITATION_SUPPORT = 0.3  # lexical: keep a citation when this share of the sentence's stems is in the passage ...
 RELATIVE_SUPPORT = 0.6  # ... and at least this fraction of the best passage's support
 REATTRIBUTE_SUPPORT = 0.6  # cite the best passage for an uncited sentence when it supports this much
+SEMANTIC_SUPPORT = 0.84  # across languages: keep a citation at this sentence-to-sentence cosine ...
+SEMANTIC_MARGIN = 0.03  # ... within this margin of the best passage
+SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at this cosine
+MAX_CITATIONS = 2  # per sentence: the strongest supported ones
+
+# (claims, passages) -> for each claim, for each passage, the best cosine between the claim and a passage sentence
+SemanticSupport = Callable[[Sequence[str], Sequence[str]], list[list[float]]]
 
 
 @dataclass
@@ -34,39 +50,70 @@ def _numbers(text: str) -> set[str]:
     return {re.sub(r"[ .,]", "", n) for n in _NUMBER.findall(text)}
 
 
-def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr") -> GroundedText:
+def split_sentences(text: str) -> list[str]:
+    """The answer's sentences, as grounding and the citation checks see them."""
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+def _cited(sentence: str) -> list[int]:
+    return list(dict.fromkeys(int(x) for m in MARKER.finditer(sentence) for x in re.split(r"\s*[,;]\s*", m.group(1))))
+
+
+def _claim(sentence: str) -> str:
+    return re.sub(r"[\s,;]+(?=[.!?]?$)", "", MARKER.sub("", sentence).strip())
+
+
+def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr",
+           semantic: SemanticSupport | None = None) -> GroundedText:
     """Validate `[n]` citations sentence by sentence against `sources` (n -> passage text)."""
+    order = list(sources)
+    foreign = {n for n in order if detect_language(sources[n]) != language} if semantic else set()
     passage_terms = {n: encoder.terms(text, language) for n, text in sources.items()}
     source_numbers = set().union(*(_numbers(t) for t in sources.values())) if sources else set()
+    sentences = split_sentences(answer)
+    claims = [_claim(s) for s in sentences]
+    cosines: list[list[float]] = []
+    if foreign and semantic and claims:
+        cosines = semantic(claims, [sources[n] for n in order])
     result = GroundedText(text="")
     kept: list[str] = []
-    for sentence in (s.strip() for s in _SENTENCE.split(answer)):
-        if not sentence:
-            continue
-        claim = re.sub(r"[\s,;]+(?=[.!?]?$)", "", MARKER.sub("", sentence).strip())
+    for i, (sentence, claim) in enumerate(zip(sentences, claims, strict=True)):
         terms = encoder.terms(claim, language)
         if not terms:  # no content words: keep "Oui." but not a bare "[1][2]" left over by the model
             if claim.strip(" .!?"):
                 kept.append(claim)
             result.dropped_citations += len(MARKER.findall(sentence))
             continue
-        if _numbers(claim) - source_numbers:
+        if claim.endswith("?") or _numbers(claim) - source_numbers:  # a question is no claim; invented numbers
             result.dropped_sentences += 1
+            result.dropped_citations += len(_cited(sentence))
             continue
 
-        def support(n: int, terms: set[int] = terms) -> float:
-            return len(terms & passage_terms.get(n, set())) / len(terms)
+        lexical = {n: len(terms & passage_terms[n]) / len(terms) for n in order if n not in foreign}
+        cosine = {n: cosines[i][j] for j, n in enumerate(order) if n in foreign} if cosines else {}
+        best_lex = max(lexical.values(), default=0.0)
+        best_cos = max(cosine.values(), default=0.0)
 
-        cited = [int(x) for m in MARKER.finditer(sentence) for x in re.split(r"\s*[,;]\s*", m.group(1))]
-        floor = max(CITATION_SUPPORT, RELATIVE_SUPPORT * max((support(n) for n in sources), default=0.0))
-        good = [n for n in dict.fromkeys(cited) if n in sources and support(n) >= floor]
-        result.dropped_citations += len(set(cited)) - len(good)
+        def supported(n: int, best_lex: float = best_lex, best_cos: float = best_cos,
+                      lexical: dict[int, float] = lexical, cosine: dict[int, float] = cosine) -> bool:
+            if n in lexical:
+                return lexical[n] >= max(CITATION_SUPPORT, RELATIVE_SUPPORT * best_lex)
+            return n in cosine and cosine[n] >= max(SEMANTIC_SUPPORT, best_cos - SEMANTIC_MARGIN)
+
+        def strength(n: int, lexical: dict[int, float] = lexical, cosine: dict[int, float] = cosine) -> float:
+            return lexical[n] if n in lexical else cosine.get(n, 0.0)
+
+        cited = _cited(sentence)
+        good = [n for n in cited if n in sources and supported(n)]
+        good = sorted(good, key=lambda n: (-strength(n), n))[:MAX_CITATIONS]
+        result.dropped_citations += len(cited) - len(good)
         if not good:
-            best = max(sources, key=support, default=None)
-            if best is None or support(best) < REATTRIBUTE_SUPPORT:
+            candidates = [n for n in lexical if lexical[n] >= REATTRIBUTE_SUPPORT and lexical[n] == best_lex]
+            candidates += [n for n in cosine if cosine[n] >= SEMANTIC_REATTRIBUTE and cosine[n] == best_cos]
+            if not candidates:
                 result.dropped_sentences += 1
                 continue
-            good = [best]
+            good = [min(candidates)]
             result.reattributed += 1
         end = re.search(r"[.!?]$", claim)
         body = claim[:-1].rstrip() if end else claim

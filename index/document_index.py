@@ -158,17 +158,23 @@ class DocumentIndex:
                 for rank, r in enumerate(results, start=1)]
 
     def retrieve(self, query: str, k: int, flt: SearchFilter | None = None) -> tuple[list[SearchHit], float]:
-        """Hybrid hits plus the best dense cosine under the same filter: a calibrated 'is anything relevant?'."""
+        """Hybrid hits plus the best dense cosine under the same filter: a calibrated 'is anything relevant?'.
+
+        Each hit also carries its own dense cosine when it is among the dense prefetch (None otherwise).
+        """
         flt = flt or SearchFilter()
         dense = self.embedder.embed_query(query).tolist()
         sparse = self.sparse.encode_query(query)
+        prefetch = max(self.settings.prefetch_k, k)
         with self._lock:
-            fused = self.store.search(dense, sparse, flt, limit=k, prefetch_limit=max(self.settings.prefetch_k, k),
-                                      rrf_k=self.settings.rrf_k, mode="hybrid")
-            best = self.store.search(dense, None, flt, limit=1, prefetch_limit=1, rrf_k=self.settings.rrf_k,
-                                     mode="dense")
-        hits = [SearchHit(Chunk.from_payload(r.payload), r.score, rank) for rank, r in enumerate(fused, start=1)]
-        return hits, (best[0].score if best else 0.0)
+            fused = self.store.search(dense, sparse, flt, limit=k, prefetch_limit=prefetch, rrf_k=self.settings.rrf_k,
+                                      mode="hybrid")
+            nearest = self.store.search(dense, None, flt, limit=prefetch, prefetch_limit=prefetch,
+                                        rrf_k=self.settings.rrf_k, mode="dense")
+        cosines = {str(r.id): r.score for r in nearest}
+        hits = [SearchHit(Chunk.from_payload(r.payload), r.score, rank, cosines.get(str(r.id)))
+                for rank, r in enumerate(fused, start=1)]
+        return hits, (nearest[0].score if nearest else 0.0)
 
     def close(self) -> None:
         self.store.close()

@@ -60,6 +60,10 @@ class Embedder:
         """Unit vectors for passages (shape: len(texts) x dimension)."""
         return self._encode(texts, self._passage_prompt)
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for short texts compared with each other (the model's query prompt on both sides)."""
+        return self._encode(texts, self._query_prompt)
+
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector for one search query."""
         return self._encode([text], self._query_prompt)[0]

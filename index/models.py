@@ -144,6 +144,7 @@ class SearchHit:
     chunk: Chunk
     score: float
     rank: int
+    cosine: float | None = None  # dense cosine to the query when known (retrieve), for relevance cuts
 
     def to_dict(self) -> dict[str, Any]:
         c = self.chunk

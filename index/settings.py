@@ -85,6 +85,8 @@ class VigieSettings(BaseSettings):
     generation_timeout_s: float = Field(180.0, gt=0)
     answer_sources: int = Field(4, ge=1, le=20)
     source_token_budget: int = Field(1400, ge=200)
+    source_cosine_margin: float = Field(0.02, ge=0.0, description="Give the model only passages whose dense cosine "
+                                        "is within this margin of the best one (fewer look-alike distractors).")
     # Refuse without calling the model when the best passage's dense cosine is below the threshold of the
     # question's language (cross-lingual questions score lower). Calibrated by bench/answer_bench.py.
     relevance_threshold: float = Field(0.85, description="French questions.")
