@@ -112,9 +112,10 @@ class AnswerPipeline:
     def _fit(self, hits: list[SearchHit], model: LocalModel) -> list[SearchHit]:
         """The best hits close enough to the best cosine whose text fits the token budget (at least one)."""
         kept, used = [], 0
-        best = max((h.cosine for h in hits if h.cosine is not None), default=None)
+        candidates = hits[: self.settings.answer_sources]
+        best = max((h.cosine for h in candidates if h.cosine is not None), default=None)
         margin = self.settings.source_cosine_margin
-        for hit in hits[: self.settings.answer_sources]:
+        for hit in candidates:
             if kept and best is not None and hit.cosine is not None and hit.cosine < best - margin:
                 continue  # a look-alike passage clearly less related to the question (BM25-only hits stay)
             cost = model.count_tokens(hit.chunk.text) + 40

@@ -41,3 +41,43 @@ def test_article_references_do_not_split_sentences() -> None:
     g = ground("Selon l'article L. 1323-1, le ministre de la défense est responsable de la préparation [1].", sources,
                SparseEncoder())
     assert g.text == "Selon l'article L. 1323-1, le ministre de la défense est responsable de la préparation [1]."
+
+
+def test_a_repeated_question_is_not_a_claim() -> None:
+    g = ground("La politique de défense est-elle définie en conseil des ministres [2] ? Elle est définie en conseil "
+               "des ministres [2].", SOURCES, SparseEncoder())
+    assert g.text == "Elle est définie en conseil des ministres [2]." and g.dropped_sentences == 1
+
+
+def test_at_most_two_citations_the_strongest() -> None:
+    sources = {n: "Le conseil de défense est présidé par le Président de la République." for n in (1, 2, 3)}
+    sources[4] = "Le conseil de défense se réunit."
+    g = ground("Le conseil de défense est présidé par le Président de la République [4][3][1][2].", sources,
+               SparseEncoder())
+    assert g.cited == [1, 2] and g.text.endswith("[1][2].") and g.dropped_citations == 2  # ties: better rank
+
+
+FRENCH = {1: "Le conseil de défense et de sécurité nationale est présidé par le Président de la République.",
+          2: "La politique de défense est définie en conseil des ministres."}
+
+
+def _fake_semantic(table: dict[str, list[float]]):
+    """Unit-test stand-in for SentenceSimilarity: fixed cosines per claim (real model in test_semantic_support)."""
+    def semantic(claims, passages):
+        assert len(passages) == 2
+        return [table[c] for c in claims]
+    return semantic
+
+
+def test_english_sentence_over_french_passage_uses_semantic_support() -> None:
+    claim = "The defence and national security council is chaired by the President of the Republic."
+    lexical_only = ground(claim + " [1]", FRENCH, SparseEncoder(), "en")
+    assert lexical_only.text == ""  # English stems never match French ones
+    g = ground(claim + " [2]", FRENCH, SparseEncoder(), "en", semantic=_fake_semantic({claim: [0.93, 0.80]}))
+    assert g.text == claim[:-1] + " [1]." and g.cited == [1] and g.reattributed == 1
+
+
+def test_english_sentence_without_a_close_french_sentence_is_dropped() -> None:
+    claim = "Submarines are based in Brest."
+    g = ground(claim + " [1]", FRENCH, SparseEncoder(), "en", semantic=_fake_semantic({claim: [0.79, 0.78]}))
+    assert g.text == "" and g.dropped_sentences == 1

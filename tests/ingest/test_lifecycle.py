@@ -88,3 +88,14 @@ def test_new_access_labels_relabel_without_reembedding(idx, corpus):
     assert (report.relabelled, report.chunks_added) == (3, 0)
     hit = idx.search("dissuasion", k=1)[0]
     assert hit.chunk.access.classification == "DR" and hit.chunk.access.groups == ("cyber",)
+
+
+def test_retrieve_gives_each_hit_its_dense_cosine(idx, corpus):
+    run_ingest([corpus], idx)
+    hits, best = idx.retrieve("revue stratégique de défense", 5)
+    cosines = [h.cosine for h in hits if h.cosine is not None]
+    assert cosines and max(cosines) == pytest.approx(best, abs=1e-5)
+    query = idx.embedder.embed_query("revue stratégique de défense")
+    for h in hits:  # the cosine is the one of the stored passage vector, recomputed here from its text
+        vec = idx.embedder.embed_passages([h.chunk.embed_text])[0]
+        assert h.cosine == pytest.approx(float(vec @ query), abs=2e-3)

@@ -1,0 +1,37 @@
+"""Sources given to the model: look-alike passages clearly less related to the question are left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.answer import AnswerPipeline
+from index.models import AccessLabel, Chunk, SearchHit
+from index.settings import VigieSettings
+
+
+@dataclass
+class _Index:  # only what AnswerPipeline._fit reads
+    settings: VigieSettings
+
+
+class _Model:
+    @staticmethod
+    def count_tokens(text: str) -> int:
+        return len(text.split())
+
+
+def _hit(rank: int, cosine: float | None) -> SearchHit:
+    chunk = Chunk(doc_id="d", doc_path="/x.md", doc_title="X", doc_sha256="s", doc_format="md", position=rank,
+                  text=f"texte {rank}", access=AccessLabel())
+    return SearchHit(chunk, 1.0 / rank, rank, cosine)
+
+
+def test_hits_far_below_the_best_cosine_are_left_out(tmp_path) -> None:
+    pipeline = AnswerPipeline(_Index(VigieSettings(home=tmp_path, source_cosine_margin=0.02)), lambda: None)
+    hits = [_hit(1, 0.86), _hit(2, 0.90), _hit(3, 0.87), _hit(4, None), _hit(5, 0.99)]
+    kept = pipeline._fit(hits, _Model())
+    # best among the 4 candidates: 0.90 (rank 5 is not a candidate); rank 3 is cut, the first hit always
+    # stays, and a BM25-only hit (no cosine) stays
+    assert [h.rank for h in kept] == [1, 2, 4]
+    wide = AnswerPipeline(_Index(VigieSettings(home=tmp_path, source_cosine_margin=1.0)), lambda: None)
+    assert [h.rank for h in wide._fit(hits, _Model())] == [1, 2, 3, 4]
