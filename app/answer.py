@@ -24,7 +24,8 @@ from prompts import load_prompt
 
 log = logging.getLogger(__name__)
 REFUSAL_MARKERS = ("NON_TROUVÉ", "NON_TROUVE", "NOT_FOUND")
-_EXAMPLE_SPLIT = "\n=====\n"
+_EXAMPLE_SPLIT = "\n=====\n"  # question / answer of one example
+_EXAMPLES_SPLIT = "\n-----\n"  # between examples
 
 
 @dataclass
@@ -138,14 +139,14 @@ class AnswerPipeline:
         system = load_prompt("answer-system", lang)
         user = load_prompt("answer-user", lang)
         example = load_prompt("example", lang)
-        ex_question, ex_answer = example.text.split(_EXAMPLE_SPLIT)
         first = history[0].question if history else question
-        messages = [
-            {"role": "system", "content": system.text},
-            {"role": "user", "content": ex_question.strip()},
-            {"role": "assistant", "content": ex_answer.strip()},
-            {"role": "user", "content": user.render(sources=self._format_sources(citations, lang), question=first)},
-        ]
+        messages = [{"role": "system", "content": system.text}]
+        for shot in example.text.split(_EXAMPLES_SPLIT):  # worked examples (prompts/example.*.md)
+            ex_question, ex_answer = shot.split(_EXAMPLE_SPLIT)
+            messages += [{"role": "user", "content": ex_question.strip()},
+                         {"role": "assistant", "content": ex_answer.strip()}]
+        messages.append({"role": "user",
+                         "content": user.render(sources=self._format_sources(citations, lang), question=first)})
         if history:
             messages.append({"role": "assistant", "content": history[0].answer})
             for turn in history[1:]:
@@ -207,7 +208,7 @@ class AnswerPipeline:
         text = tidy(flt_stream.text)
         timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
                    "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
-        grounded, reason = self.check_draft(text, citations, lang)
+        grounded, reason = self.check_draft(text, citations, lang, question)
         if grounded is None:
             yield from self._refuse(question, lang, reason or "", relevance, closest, hits, timings, model=model,
                                     prompt_ref=prompt_ref, sources=citations, draft=text)
@@ -220,13 +221,13 @@ class AnswerPipeline:
                         draft=text, timings={**timings, "total_s": time.monotonic() - t0})
         yield {"type": "done", "answer": answer}
 
-    def check_draft(self, draft: str, citations: list[Citation],
-                    lang: str) -> tuple[GroundedText | None, str | None]:
+    def check_draft(self, draft: str, citations: list[Citation], lang: str,
+                    question: str = "") -> tuple[GroundedText | None, str | None]:
         """Check the model's draft against its sources: (grounded answer, None) or (None, refusal reason)."""
         if any(marker in draft.upper() for marker in REFUSAL_MARKERS) or not draft:
             return None, "the sources do not answer"
         passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
-        grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic)
+        grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic, question=question)
         if not grounded.text:
             return None, "no sentence of the draft answer is supported by the sources"
         return grounded, None

@@ -7,7 +7,8 @@ Two kinds of support, chosen per (sentence, passage) by language:
   and one sentence of the passage, from the multilingual embedder (`SemanticSupport`). Stems of two languages
   never match, and a whole-passage cosine is too diluted to tell a translated sentence from a neighbour.
 
-Every number of a sentence must appear in a source, and a question repeated by the model is not a claim.
+Every number of a sentence must appear in a source; a question, the question restated without a yes or no,
+and a repeat of an earlier sentence are not claims.
 A small model cites loosely; this keeps only citations that hold (at most `MAX_CITATIONS` per sentence, the
 strongest), re-attributes an uncited or wrongly cited sentence to the passage that clearly supports it, and
 drops unsupported sentences.
@@ -26,12 +27,15 @@ from index.sparse import SparseEncoder, detect_language
 _SENTENCE = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bart\.)\s+(?=[A-ZÀ-ÖØ-Þ«\"(])|\n+")
 _NUMBER = re.compile(r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?")
 CITATION_SUPPORT = 0.3  # lexical: keep a citation when this share of the sentence's stems is in the passage ...
-RELATIVE_SUPPORT = 0.6  # ... and at least this fraction of the best passage's support
+SUPPORT_GAP = 0.25  # ... and the best passage does not support this much more of them
 REATTRIBUTE_SUPPORT = 0.6  # cite the best passage for an uncited sentence when it supports this much
 SEMANTIC_SUPPORT = 0.84  # across languages: keep a citation at this sentence-to-sentence cosine ...
 SEMANTIC_MARGIN = 0.03  # ... within this margin of the best passage
 SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at this cosine
 MAX_CITATIONS = 2  # per sentence: the strongest supported ones
+ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
+REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
+_YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
 
 # (claims, passages) -> for each claim, for each passage, the best cosine between the claim and a passage sentence
 SemanticSupport = Callable[[Sequence[str], Sequence[str]], list[list[float]]]
@@ -64,8 +68,10 @@ def _claim(sentence: str) -> str:
 
 
 def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr",
-           semantic: SemanticSupport | None = None) -> GroundedText:
+           semantic: SemanticSupport | None = None, question: str = "") -> GroundedText:
     """Validate `[n]` citations sentence by sentence against `sources` (n -> passage text)."""
+    question_terms = encoder.terms(question, language) if question else set()
+    kept_terms: list[set[int]] = []
     order = list(sources)
     foreign = {n for n in order if detect_language(sources[n]) != language} if semantic else set()
     passage_terms = {n: encoder.terms(text, language) for n, text in sources.items()}
@@ -84,7 +90,11 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
                 kept.append(claim)
             result.dropped_citations += len(MARKER.findall(sentence))
             continue
-        if claim.endswith("?") or _numbers(claim) - source_numbers:  # a question is no claim; invented numbers
+        echo = (len(terms) >= 2 and len(terms & question_terms) >= ECHO_SHARE * len(terms)
+                and not _YES_NO.match(claim))
+        repeat = any(len(terms & t) >= REPEAT_OVERLAP * len(terms | t) for t in kept_terms)
+        if claim.endswith("?") or echo or repeat or _numbers(claim) - source_numbers:
+            # a question, the question restated or a repeat is no claim; a number no source holds is invented
             result.dropped_sentences += 1
             result.dropped_citations += len(_cited(sentence))
             continue
@@ -97,7 +107,7 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
         def supported(n: int, best_lex: float = best_lex, best_cos: float = best_cos,
                       lexical: dict[int, float] = lexical, cosine: dict[int, float] = cosine) -> bool:
             if n in lexical:
-                return lexical[n] >= max(CITATION_SUPPORT, RELATIVE_SUPPORT * best_lex)
+                return lexical[n] >= max(CITATION_SUPPORT, best_lex - SUPPORT_GAP)
             return n in cosine and cosine[n] >= max(SEMANTIC_SUPPORT, best_cos - SEMANTIC_MARGIN)
 
         def strength(n: int, lexical: dict[int, float] = lexical, cosine: dict[int, float] = cosine) -> float:
@@ -118,6 +128,7 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
         end = re.search(r"[.!?]$", claim)
         body = claim[:-1].rstrip() if end else claim
         kept.append(f"{body} {''.join(f'[{n}]' for n in good)}{end.group(0) if end else ''}")
+        kept_terms.append(terms)
         for n in good:
             if n not in result.cited:
                 result.cited.append(n)

@@ -70,6 +70,10 @@ JUDGE_RULES = {
                           "is a gold-article chunk OR contains a key fact that the sentence also contains; spf, the "
                           "cited chunk belongs to the gold page. Unanswerable questions have no gold: their pairs are "
                           "counted but no precision is given.",
+    "citation_support": "a looser, secondary precision: a pair also counts as supported when the sentence is "
+                        "copied from the cited passage (>= 80 % of the sentence's word trigrams, after normalisation, "
+                        "occur in it). This separates 'cited the wrong passage' from 'quoted the passage it cites, "
+                        "but off the question'; the target is judged on citation_precision.",
     "citation_recall": "share of answerable, non-refused answers citing at least one gold article / page.",
     "invalid_citations": "markers [n] of the FINAL answers with n outside 1..len(sources) (must be 0), plus the sum "
                          "of removed_markers (markers the product itself removed while streaming).",
@@ -124,6 +128,20 @@ def span_found(answer: str, span: str) -> tuple[bool, float]:
     found = sum(1 for w in wanted if w in have or (len(w) >= 6 and w[:6] in prefixes))
     share = found / len(wanted)
     return share >= 0.6, round(share, 3)
+
+
+VERBATIM_SHARE = 0.8
+
+
+def verbatim_share(sentence: str, passage: str) -> float:
+    """Share of the sentence's word trigrams (markers removed, normalised) that occur in the passage."""
+    words = re.findall(r"[a-z0-9]+", norm(MARKER.sub(" ", sentence)))
+    grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    if not grams:
+        return 0.0
+    p = re.findall(r"[a-z0-9]+", norm(passage))
+    have = {tuple(p[i:i + 3]) for i in range(len(p) - 2)}
+    return sum(g in have for g in grams) / len(grams)
 
 
 def markers(text: str) -> list[int]:
@@ -361,7 +379,9 @@ def judge(q: Question, answer: Any) -> dict[str, Any]:
                 gold = bool(shared)
             else:
                 why = "other page"
-            pairs.append({"sentence": i, "n": n, "ok": gold, "why": why})
+            verbatim = round(verbatim_share(sentence, c.text), 3)
+            pairs.append({"sentence": i, "n": n, "ok": gold, "why": why, "verbatim": verbatim,
+                          "supported": gold or verbatim >= VERBATIM_SHARE})
     out["pairs"] = pairs
     out["cites_gold"] = any(is_gold(q, c.path, c.section) for c in answer.citations)
     return out
@@ -392,6 +412,7 @@ def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         "correct": _rate(sum(bool(r["judge"]["correct"]) for r in answerable), len(answerable)),
         "citation_pairs": len(pairs),
         "citation_precision": _rate(sum(p["ok"] for p in pairs), len(pairs)) if answerable else None,
+        "citation_support": _rate(sum(p.get("supported", p["ok"]) for p in pairs), len(pairs)) if answerable else None,
         "citation_recall": _rate(sum(r["judge"]["cites_gold"] for r in answerable_answered), len(answerable_answered)),
         "refused": sum(r["refused"] for r in records),
         "refusal_rate": _rate(sum(r["refused"] for r in records), len(records)),
@@ -415,10 +436,12 @@ def results_table(by_set: dict[str, dict[str, Any]]) -> str:
         if m["errors"]:
             refusal += f", {m['errors']} time-outs"
         rows.append([name, m["n"], pct(m["hit@4"]), pct(m["hit@8"]), pct(m["correct"]),
-                     f"{pct(m['citation_precision'])} ({m['citation_pairs']})", pct(m["citation_recall"]), refusal,
+                     f"{pct(m['citation_precision'])} ({m['citation_pairs']})", pct(m["citation_support"]),
+                     pct(m["citation_recall"]), refusal,
                      f"{m['invalid_markers_final']} + {m['removed_markers']}", m["mean_ttft_s"], m["mean_total_s"]])
-    return markdown_table(["set", "n", "hit@4", "hit@8", "correct", "cit. precision (pairs)", "cit. recall",
-                           "refusals", "bad citations final + removed", "mean TTFT s", "mean total s"], rows)
+    return markdown_table(["set", "n", "hit@4", "hit@8", "correct", "cit. precision (pairs)", "cit. support",
+                           "cit. recall", "refusals", "bad citations final + removed", "mean TTFT s", "mean total s"],
+                          rows)
 
 
 def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> dict[str, Any]:
@@ -480,7 +503,7 @@ def regrade(previous: dict[str, Any], questions: dict[str, Question],
                             page_end=s["page_end"], section=s["section"], chunk_id=s["chunk_id"], text=s["text"])
                    for s in old["sources"]]
         lang = old.get("language", q.lang)
-        grounded, reason = pipeline.check_draft(old["draft"], sources, lang)
+        grounded, reason = pipeline.check_draft(old["draft"], sources, lang, q.question)
         answer = Answer(question=q.question, answer=grounded.text if grounded else "refused",
                         citations=[c for c in sources if grounded and c.n in grounded.cited],
                         refused=grounded is None, language=lang, model="", model_sha256="",
@@ -505,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None,
                         help="relevance_threshold for the evaluation (default: the calibrated one)")
     parser.add_argument("--calibrate-only", action="store_true", help="stop after the threshold sweep (no LLM)")
+    parser.add_argument("--answer-sources", type=int, default=None,
+                        help="passages given to the model (default: the settings default)")
+    parser.add_argument("--source-cosine-margin", type=float, default=None,
+                        help="source cut: cosine margin to the best candidate (default: the settings default)")
     parser.add_argument("--regrade", type=Path, default=None,
                         help="results JSON of an earlier run: re-check its recorded drafts with the current "
                              "citation checks (no LLM; only valid for changes after generation)")
@@ -571,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
             idx.settings.relevance_threshold = threshold
             if args.generation_timeout:
                 idx.settings.generation_timeout_s = args.generation_timeout
+            if args.answer_sources:
+                idx.settings.answer_sources = args.answer_sources
+            if args.source_cosine_margin is not None:
+                idx.settings.source_cosine_margin = args.source_cosine_margin
     model_box: dict[str, Any] = {}
 
     def provider() -> LocalModel:
@@ -609,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                   if any(r["set"] == name for r in records)}
         model = model_box.get("model")
         return {**base, "mode": "evaluate", "complete": complete, "threshold": threshold,
+                "answer_sources": cdd_idx.settings.answer_sources,
+                "source_cosine_margin": cdd_idx.settings.source_cosine_margin,
                 "judge_rules": JUDGE_RULES,
                 "model": {"file": str(args.llm), "sha256": model.sha256 if model else cdd_idx.settings.llm_sha256,
                           "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s")},

@@ -90,6 +90,15 @@ def test_english_question_gets_an_english_cited_answer(engine):
     assert all(c["document"].startswith("Information security") for c in answer["citations"])
 
 
+def test_english_question_over_french_sources_is_answered_in_english_and_cited(engine):
+    # The sources are French articles: citations are checked by sentence-level multilingual similarity.
+    _, answer = _ask(engine["url"], "Who chairs the defence and national security council?")
+    assert not answer["refused"], answer
+    assert answer["language"] == "en" and "President" in answer["answer"]
+    assert answer["citations"] and all(c["document"].startswith("Code de la défense") for c in answer["citations"])
+    assert any("L1121-1" in c["section"] for c in answer["citations"]), answer["citations"]
+
+
 def test_unanswerable_question_is_refused_with_closest_documents(engine):
     _, answer = _ask(engine["url"], "Quelle est la recette de la tarte tatin ?")
     assert answer["refused"] and not answer["citations"]

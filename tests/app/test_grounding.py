@@ -81,3 +81,14 @@ def test_english_sentence_without_a_close_french_sentence_is_dropped() -> None:
     claim = "Submarines are based in Brest."
     g = ground(claim + " [1]", FRENCH, SparseEncoder(), "en", semantic=_fake_semantic({claim: [0.79, 0.78]}))
     assert g.text == "" and g.dropped_sentences == 1
+
+
+def test_question_restated_or_repeated_is_dropped_but_a_yes_is_kept() -> None:
+    question = "La politique de défense est-elle définie en conseil des ministres ?"
+    g = ground("La politique de défense est définie en conseil des ministres [2]. Oui, la politique de défense est "
+               "définie en conseil des ministres [2].", SOURCES, SparseEncoder(), question=question)
+    assert g.text == "Oui, la politique de défense est définie en conseil des ministres [2]."
+    assert g.dropped_sentences == 1
+    g = ground("Le conseil de défense est présidé par le Président de la République [1]. Le conseil de défense est "
+               "présidé par le Président de la République [1].", SOURCES, SparseEncoder())
+    assert g.text.count("présidé") == 1 and g.dropped_sentences == 1
