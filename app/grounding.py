@@ -1,11 +1,12 @@
 """Check each answer sentence against the passages it cites; drop what the sources do not support.
 
-Two kinds of support, chosen per (sentence, passage) by language:
-* same language: lexical, the share of the sentence's content stems (BM25 tokenizer: stemming, stop words,
-  accent folding) found in the passage;
-* across languages (an English answer over French passages): semantic, the best cosine between the sentence
-  and one sentence of the passage, from the multilingual embedder (`SemanticSupport`). Stems of two languages
-  never match, and a whole-passage cosine is too diluted to tell a translated sentence from a neighbour.
+Two kinds of support, chosen by the languages of the passages:
+* all passages in the answer's language: lexical, the share of the sentence's content stems (BM25 tokenizer:
+  stemming, stop words, accent folding) found in the passage;
+* any passage in another language (an English answer over French passages): semantic for every passage, the
+  best cosine between the sentence and one sentence of the passage, from the multilingual embedder
+  (`SemanticSupport`). Stems of two languages never match, and a whole-passage cosine is too diluted to tell
+  a translated sentence from a neighbour.
 
 Every number of a sentence must appear in a source; a question, the question restated without a yes or no,
 and a repeat of an earlier sentence are not claims.
@@ -99,8 +100,10 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
             result.dropped_citations += len(_cited(sentence))
             continue
 
-        lexical = {n: len(terms & passage_terms[n]) / len(terms) for n in order if n not in foreign}
-        cosine = {n: cosines[i][j] for j, n in enumerate(order) if n in foreign} if cosines else {}
+        # One scale per sentence: lexical when every passage is in the answer's language, semantic otherwise
+        # (a passage in the answer's language sharing a few generic words must not beat a translated one).
+        lexical = {} if cosines else {n: len(terms & passage_terms[n]) / len(terms) for n in order}
+        cosine = {n: cosines[i][j] for j, n in enumerate(order)} if cosines else {}
         best_lex = max(lexical.values(), default=0.0)
         best_cos = max(cosine.values(), default=0.0)
 

@@ -83,7 +83,7 @@ class VigieSettings(BaseSettings):
     llm_max_tokens: int = Field(384, ge=16)
     llm_temperature: float = Field(0.0, ge=0.0)
     generation_timeout_s: float = Field(180.0, gt=0)
-    answer_sources: int = Field(4, ge=1, le=20)
+    answer_sources: int = Field(3, ge=1, le=20)
     source_token_budget: int = Field(1400, ge=200)
     source_cosine_margin: float = Field(0.02, ge=0.0, description="Give the model only passages whose dense cosine "
                                         "is within this margin of the best one (fewer look-alike distractors).")

@@ -92,3 +92,14 @@ def test_question_restated_or_repeated_is_dropped_but_a_yes_is_kept() -> None:
     g = ground("Le conseil de défense est présidé par le Président de la République [1]. Le conseil de défense est "
                "présidé par le Président de la République [1].", SOURCES, SparseEncoder())
     assert g.text.count("présidé") == 1 and g.dropped_sentences == 1
+
+
+def test_mixed_languages_use_one_semantic_scale() -> None:
+    # An English passage sharing generic words ("national defence") must not keep a citation that only the
+    # French passage supports: with a passage in another language, every passage is judged semantically.
+    sources = {1: "Classification protects national defence and security information.", 2: FRENCH[1]}
+    claim = "The defence and national security council is chaired by the President of the Republic."
+    lexical_only = ground(claim + " [1]", sources, SparseEncoder(), "en")
+    assert lexical_only.cited == [1]  # what stems alone would keep
+    g = ground(claim + " [1]", sources, SparseEncoder(), "en", semantic=_fake_semantic({claim: [0.78, 0.93]}))
+    assert g.cited == [2] and g.reattributed == 1
