@@ -46,6 +46,7 @@ class Citation:
     section: str
     chunk_id: str
     text: str
+    language: str = "fr"  # of the passage, detected at ingestion
 
 
 @dataclass
@@ -82,7 +83,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
 def _citation(n: int, hit: SearchHit) -> Citation:
     c = hit.chunk
     return Citation(n=n, document=c.doc_title, path=c.doc_path, page=c.page_start, page_end=c.page_end,
-                    section=c.section_path, chunk_id=c.chunk_id, text=c.text)
+                    section=c.section_path, chunk_id=c.chunk_id, text=c.text, language=c.language)
 
 
 def _where(c: Citation) -> str:
@@ -227,7 +228,8 @@ class AnswerPipeline:
         if any(marker in draft.upper() for marker in REFUSAL_MARKERS) or not draft:
             return None, "the sources do not answer"
         passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
-        grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic, question=question)
+        grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic, question=question,
+                          source_languages={c.n: c.language for c in citations})
         if not grounded.text:
             return None, "no sentence of the draft answer is supported by the sources"
         return grounded, None

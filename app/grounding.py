@@ -69,12 +69,17 @@ def _claim(sentence: str) -> str:
 
 
 def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr",
-           semantic: SemanticSupport | None = None, question: str = "") -> GroundedText:
-    """Validate `[n]` citations sentence by sentence against `sources` (n -> passage text)."""
+           semantic: SemanticSupport | None = None, question: str = "",
+           source_languages: dict[int, str] | None = None) -> GroundedText:
+    """Validate `[n]` citations sentence by sentence against `sources` (n -> passage text).
+
+    `source_languages` (n -> 'fr'/'en', as detected at ingestion) defaults to detecting each passage here.
+    """
     question_terms = encoder.terms(question, language) if question else set()
     kept_terms: list[set[int]] = []
     order = list(sources)
-    foreign = {n for n in order if detect_language(sources[n]) != language} if semantic else set()
+    languages = source_languages or {}
+    foreign = {n for n in order if (languages.get(n) or detect_language(sources[n])) != language} if semantic else set()
     passage_terms = {n: encoder.terms(text, language) for n, text in sources.items()}
     source_numbers = set().union(*(_numbers(t) for t in sources.values())) if sources else set()
     sentences = split_sentences(answer)

@@ -455,7 +455,8 @@ def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> 
                       for c in answer.citations],
         "sources": [{"n": c.n, "doc": Path(c.path).name, "section": c.section, "chunk_id": c.chunk_id,
                      "gold": is_gold(q, c.path, c.section), "document": c.document, "path": c.path,
-                     "page": c.page, "page_end": c.page_end, "text": c.text} for c in answer.sources],
+                     "page": c.page, "page_end": c.page_end, "language": c.language, "text": c.text}
+                    for c in answer.sources],
         "draft": answer.draft, "language": answer.language, "removed_markers": answer.removed_markers,
         "dropped_citations": answer.dropped_citations,
         "dropped_sentences": answer.dropped_sentences,
@@ -500,7 +501,8 @@ def regrade(previous: dict[str, Any], questions: dict[str, Question],
             continue
         pipeline = pipelines["spf" if q.set == "spf" else "cdd"]
         sources = [Citation(n=s["n"], document=s["document"], path=s["path"], page=s["page"],
-                            page_end=s["page_end"], section=s["section"], chunk_id=s["chunk_id"], text=s["text"])
+                            page_end=s["page_end"], section=s["section"], chunk_id=s["chunk_id"], text=s["text"],
+                            language=s.get("language") or detect_language(s["text"]))
                    for s in old["sources"]]
         lang = old.get("language", q.lang)
         grounded, reason = pipeline.check_draft(old["draft"], sources, lang, q.question)
