@@ -72,12 +72,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready answer; citations carry n, document, page, section, chunk_id, text, path and language."""
         return asdict(self)
-
-
-def answer_dict(answer: Answer) -> dict[str, Any]:
-    """JSON-ready answer; citations carry n, document, page, section, chunk_id, text and path."""
-    return answer.to_dict()
 
 
 def _citation(n: int, hit: SearchHit) -> Citation:
@@ -86,7 +82,8 @@ def _citation(n: int, hit: SearchHit) -> Citation:
                     section=c.section_path, chunk_id=c.chunk_id, text=c.text, language=c.language)
 
 
-def _where(c: Citation) -> str:
+def citation_label(c: Citation) -> str:
+    """'Document, p. 3-4, Section > Subsection': where a citation points, for prompts and reports."""
     parts = [c.document]
     if c.page is not None:
         parts.append(f"p. {c.page}" if c.page_end in (None, c.page) else f"p. {c.page}-{c.page_end}")
@@ -132,7 +129,7 @@ class AnswerPipeline:
     @staticmethod
     def _format_sources(citations: list[Citation], lang: str) -> str:
         quote = ("« ", " »") if lang == "fr" else ('"', '"')
-        return "\n\n".join(f"[{c.n}] {_where(c)}:\n{quote[0]}{c.text}{quote[1]}" for c in citations)
+        return "\n\n".join(f"[{c.n}] {citation_label(c)}:\n{quote[0]}{c.text}{quote[1]}" for c in citations)
 
     def _messages(self, lang: str, citations: list[Citation], history: list[Turn],
                   question: str) -> tuple[list[dict[str, str]], str]:

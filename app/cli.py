@@ -181,7 +181,7 @@ def ask(
     if engine is not None:
         events = engine.ask(question)
     else:
-        from app.answer import AnswerPipeline, answer_dict
+        from app.answer import AnswerPipeline
         from app.llm import LocalModel, ModelIntegrityError
 
         index = _open_index(settings)
@@ -192,7 +192,7 @@ def ask(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(3) from exc
         pipeline = AnswerPipeline(index, lambda: model)
-        events = ({**e, "answer": answer_dict(e["answer"])} if e["type"] == "done" else e
+        events = ({**e, "answer": e["answer"].to_dict()} if e["type"] == "done" else e
                   for e in pipeline.stream(question))
     answer = None
     streamed = []

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app.answer import Answer, Turn
+from app.answer import Answer, Turn, citation_label
 from index.models import SearchFilter
 
 router = APIRouter(prefix="/v1")
@@ -59,15 +59,7 @@ def _conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
 def sources_block(answer: Answer) -> str:
     if answer.refused or not answer.citations:
         return ""
-    lines = []
-    for c in answer.citations:
-        where = [c.document]
-        if c.page is not None:
-            where.append(f"p. {c.page}")
-        if c.section:
-            where.append(c.section)
-        lines.append(f"[{c.n}] {', '.join(where)}")
-    return "\n\nSources:\n" + "\n".join(lines)
+    return "\n\nSources:\n" + "\n".join(f"[{c.n}] {citation_label(c)}" for c in answer.citations)
 
 
 def _chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -83,7 +75,7 @@ def models() -> dict[str, Any]:
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(req: ChatRequest, request: Request) -> Any:
-    from app.engine.server import answer_json, stream_ticket
+    from app.engine.server import stream_ticket
 
     state = request.app.state.engine
     question, history = _conversation(req.messages)
@@ -104,7 +96,7 @@ async def chat_completions(req: ChatRequest, request: Request) -> Any:
                              "message": {"role": "assistant", "content": answer.answer + sources_block(answer)}}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": int(answer.timings.get("completion_tokens", 0)),
                           "total_tokens": int(answer.timings.get("completion_tokens", 0))},
-                "citations": answer_json(answer)["citations"], "refused": answer.refused,
+                "citations": answer.to_dict()["citations"], "refused": answer.refused,
                 "prompt_version": answer.prompt_version}
 
     async def events() -> AsyncIterator[bytes]:

@@ -7,14 +7,14 @@ import json
 import logging
 import queue
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.answer import Answer, Turn, answer_dict
+from app.answer import Turn
 from app.engine.generation_queue import END, Ticket
 from app.engine.openai_compat import router as openai_router
 from app.engine.state import EngineState
@@ -47,10 +47,6 @@ class IngestRequest(BaseModel):
     classification: str = "NP"
     groups: list[str] = []
     sync: bool = False
-
-
-def answer_json(answer: Answer) -> dict[str, Any]:
-    return answer_dict(answer)
 
 
 async def stream_ticket(state: EngineState, ticket: Ticket, request: Request | None) -> AsyncIterator[dict[str, Any]]:
@@ -116,7 +112,7 @@ def create_app(state: EngineState) -> FastAPI:
         async def lines() -> AsyncIterator[bytes]:
             async for event in stream_ticket(state, ticket, request):
                 if event["type"] == "done":
-                    event = {"type": "done", "answer": answer_json(event["answer"])}
+                    event = {"type": "done", "answer": event["answer"].to_dict()}
                 yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
@@ -138,12 +134,6 @@ def create_app(state: EngineState) -> FastAPI:
 
     app.include_router(openai_router, dependencies=deps)
     return app
-
-
-def iter_ndjson(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.strip():
-            yield json.loads(line)
 
 
 def serve(state: EngineState, host: str, port: int) -> None:
