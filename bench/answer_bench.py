@@ -37,6 +37,7 @@ from common import (
     public_settings,
     write_result,
 )
+from support_labels import RUBRIC, load_labels, pair_key
 
 from app.citations import MARKER
 from index.document_index import DocumentIndex
@@ -50,6 +51,7 @@ DEFAULT_LLM = Path.home() / ".vigie" / "models" / "qwen2.5-coder-1.5b-instruct-q
 THRESHOLDS = [round(0.80 + 0.005 * i, 3) for i in range(21)]
 TARGET_REFUSAL = 0.80
 SETS = ("cdd-fr", "cdd-en", "unanswerable", "spf")
+SUPPORT_LABELS = load_labels()  # reading judgements of (sentence, passage) pairs: bench/support_labels.py
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")  # the product's sentence split (app/grounding.py)
 
 JUDGE_RULES = {
@@ -74,6 +76,11 @@ JUDGE_RULES = {
                         "copied from the cited passage (>= 80 % of the sentence's word trigrams, after normalisation, "
                         "occur in it). This separates 'cited the wrong passage' from 'quoted the passage it cites, "
                         "but off the question'; the target is judged on citation_precision.",
+    "citation_judged_support": "the issue's own definition, 'the cited passage supports the sentence', judged by "
+                               "reading (bench/support_labels.py, bench/data/support_labels.json): annotators see "
+                               "the sentence and the passage only; a pair counts when every annotator says "
+                               "supported. Rubric: " + RUBRIC + " Pairs nobody read yet are left out and counted "
+                               "apart (citation_judged_pairs).",
     "citation_recall": "share of answerable, non-refused answers citing at least one gold article / page.",
     "invalid_citations": "markers [n] of the FINAL answers with n outside 1..len(sources) (must be 0), plus the sum "
                          "of removed_markers (markers the product itself removed while streaming).",
@@ -380,8 +387,10 @@ def judge(q: Question, answer: Any) -> dict[str, Any]:
             else:
                 why = "other page"
             verbatim = round(verbatim_share(sentence, c.text), 3)
+            label = SUPPORT_LABELS.get(pair_key(sentence, c.chunk_id))
             pairs.append({"sentence": i, "n": n, "ok": gold, "why": why, "verbatim": verbatim,
-                          "supported": gold or verbatim >= VERBATIM_SHARE})
+                          "supported": gold or verbatim >= VERBATIM_SHARE,
+                          "judged": label["supported"] if label else None})
     out["pairs"] = pairs
     out["cites_gold"] = any(is_gold(q, c.path, c.section) for c in answer.citations)
     return out
@@ -413,6 +422,9 @@ def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         "citation_pairs": len(pairs),
         "citation_precision": _rate(sum(p["ok"] for p in pairs), len(pairs)) if answerable else None,
         "citation_support": _rate(sum(p.get("supported", p["ok"]) for p in pairs), len(pairs)) if answerable else None,
+        "citation_judged_pairs": sum(p.get("judged") is not None for p in pairs) if answerable else 0,
+        "citation_judged_support": _rate(sum(p.get("judged") is True for p in pairs),
+                                         sum(p.get("judged") is not None for p in pairs)) if answerable else None,
         "citation_recall": _rate(sum(r["judge"]["cites_gold"] for r in answerable_answered), len(answerable_answered)),
         "refused": sum(r["refused"] for r in records),
         "refusal_rate": _rate(sum(r["refused"] for r in records), len(records)),
@@ -428,6 +440,16 @@ def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def by_set_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Metrics per question set, plus 'answerable' (cdd-fr + cdd-en + spf together: where precision is judged)."""
+    out = {name: metrics([r for r in records if r["set"] == name]) for name in SETS
+           if any(r["set"] == name for r in records)}
+    answerable = [r for r in records if r["answerable"]]
+    if answerable:
+        out["answerable"] = metrics(answerable)
+    return out
+
+
 def results_table(by_set: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, m in by_set.items():
@@ -437,11 +459,12 @@ def results_table(by_set: dict[str, dict[str, Any]]) -> str:
             refusal += f", {m['errors']} time-outs"
         rows.append([name, m["n"], pct(m["hit@4"]), pct(m["hit@8"]), pct(m["correct"]),
                      f"{pct(m['citation_precision'])} ({m['citation_pairs']})", pct(m["citation_support"]),
+                     f"{pct(m['citation_judged_support'])} ({m['citation_judged_pairs']})",
                      pct(m["citation_recall"]), refusal,
                      f"{m['invalid_markers_final']} + {m['removed_markers']}", m["mean_ttft_s"], m["mean_total_s"]])
     return markdown_table(["set", "n", "hit@4", "hit@8", "correct", "cit. precision (pairs)", "cit. support",
-                           "cit. recall", "refusals", "bad citations final + removed", "mean TTFT s", "mean total s"],
-                          rows)
+                           "judged support (judged pairs)", "cit. recall", "refusals", "bad citations final + removed",
+                           "mean TTFT s", "mean total s"], rows)
 
 
 def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> dict[str, Any]:
@@ -625,8 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         regraded = regrade(previous, by_id, pipelines)
         if args.only:
             regraded = [r for r in regraded if (r["id"] in default_ids) == (args.only == "eval")]
-        by_set = {name: metrics([r for r in regraded if r["set"] == name]) for name in SETS
-                  if any(r["set"] == name for r in regraded)}
+        by_set = by_set_metrics(regraded)
         out = args.output or output.with_name("answer_bench_regrade.json")
         path = write_result("answer_bench", {**base, "mode": f"regrade of {args.regrade}", "only": args.only,
                                              "judge_rules": JUDGE_RULES, "metrics": by_set,
@@ -638,8 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def summary(complete: bool) -> dict[str, Any]:
-        by_set = {name: metrics([r for r in records if r["set"] == name]) for name in SETS
-                  if any(r["set"] == name for r in records)}
+        by_set = by_set_metrics(records)
         model = model_box.get("model")
         return {**base, "mode": "evaluate", "complete": complete, "threshold": threshold,
                 "answer_sources": cdd_idx.settings.answer_sources,
