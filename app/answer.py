@@ -69,6 +69,7 @@ class Answer:
     dropped_sentences: int = 0  # sentences no provided passage supports
     relevance: float = 0.0
     draft: str = ""  # the model's own text before citation checks (kept for the audit trail and evaluation)
+    refusal_probability: float | None = None  # the model's probability of its refusal marker as first token
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,36 +192,56 @@ class AnswerPipeline:
         stats = GenerationStats()
         deadline = time.monotonic() + self.settings.generation_timeout_s
         flt_stream = CitationStreamFilter(len(citations))
-        head, streaming = "", False
-        for piece in model.stream_chat(messages, cancel=cancel, deadline=deadline, stats=stats):
-            if not streaming:  # hold the first characters back until we know it is not a refusal marker
-                head += piece
-                stripped = head.lstrip()
-                if any(m.startswith(stripped[: len(m)]) for m in REFUSAL_MARKERS) and len(stripped) < 12:
-                    continue
-                streaming, piece = True, head
-            for out in flt_stream.feed(piece):
-                yield {"type": "token", "text": out}
+        head, streaming, doubtful = "", False, False
+        pieces = model.stream_chat(messages, cancel=cancel, deadline=deadline, stats=stats,
+                                   watch_first=model.first_tokens(REFUSAL_MARKERS))
+        try:
+            for piece in pieces:
+                if not streaming and self.doubtful(stats.watched_first_p):
+                    doubtful = True  # nothing was shown yet: stop generating, refuse below
+                    break
+                if not streaming:  # hold the first characters back until we know it is not a refusal marker
+                    head += piece
+                    stripped = head.lstrip()
+                    if any(m.startswith(stripped[: len(m)]) for m in REFUSAL_MARKERS) and len(stripped) < 12:
+                        continue
+                    streaming, piece = True, head
+                for out in flt_stream.feed(piece):
+                    yield {"type": "token", "text": out}
+        finally:
+            pieces.close()
+        timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
+                   "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
+        doubt = stats.watched_first_p
+        if doubtful:
+            yield from self._refuse(question, lang, f"the model doubts the sources answer (refusal marker "
+                                    f"probability {doubt:.2f} at the first token)", relevance, closest, hits,
+                                    timings, model=model, prompt_ref=prompt_ref, sources=citations,
+                                    refusal_probability=doubt)
+            return
         for out in flt_stream.feed(head if not streaming else ""):
             yield {"type": "token", "text": out}
         for out in flt_stream.flush():
             yield {"type": "token", "text": out}
 
         text = tidy(flt_stream.text)
-        timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
-                   "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
         grounded, reason = self.check_draft(text, citations, lang, question)
         if grounded is None:
             yield from self._refuse(question, lang, reason or "", relevance, closest, hits, timings, model=model,
-                                    prompt_ref=prompt_ref, sources=citations, draft=text)
+                                    prompt_ref=prompt_ref, sources=citations, draft=text, refusal_probability=doubt)
             return
         cited = [c for c in citations if c.n in grounded.cited]
         answer = Answer(question=question, answer=grounded.text, citations=cited, refused=False, language=lang,
                         model=model.name, model_sha256=model.sha256, prompt_version=prompt_ref, sources=citations,
                         closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,
                         dropped_citations=grounded.dropped_citations, dropped_sentences=grounded.dropped_sentences,
-                        draft=text, timings={**timings, "total_s": time.monotonic() - t0})
+                        draft=text, refusal_probability=doubt, timings={**timings, "total_s": time.monotonic() - t0})
         yield {"type": "done", "answer": answer}
+
+    def doubtful(self, refusal_p: float | None) -> bool:
+        """The model's own doubt: its refusal marker had at least `refusal_probability` as the first token."""
+        limit = self.settings.refusal_probability
+        return refusal_p is not None and limit < 1.0 and refusal_p >= limit
 
     def check_draft(self, draft: str, citations: list[Citation], lang: str,
                     question: str = "") -> tuple[GroundedText | None, str | None]:
@@ -229,7 +250,8 @@ class AnswerPipeline:
             return None, "the sources do not answer"
         passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
         grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic, question=question,
-                          source_languages={c.n: c.language for c in citations})
+                          source_languages={c.n: c.language for c in citations},
+                          quote_from={c.n: c.text for c in citations} if self.settings.quote_paraphrases else None)
         if not grounded.text:
             return None, "no sentence of the draft answer is supported by the sources"
         return grounded, None
@@ -237,7 +259,7 @@ class AnswerPipeline:
     def _refuse(self, question: str, lang: str, reason: str, relevance: float, closest: list[str],
                 hits: list[SearchHit], timings: dict[str, float], model: LocalModel | None = None,
                 prompt_ref: str | None = None, sources: list[Citation] | None = None,
-                draft: str = "") -> Iterator[dict[str, Any]]:
+                draft: str = "", refusal_probability: float | None = None) -> Iterator[dict[str, Any]]:
         refusal = load_prompt("refusal", lang)
         text = refusal.text
         if closest:
@@ -248,7 +270,7 @@ class AnswerPipeline:
                         model_sha256=model.sha256 if model else self.settings.llm_sha256,
                         prompt_version=prompt_ref or refusal.ref, refusal_reason=reason,
                         sources=sources or [], closest_documents=closest, relevance=relevance, draft=draft,
-                        timings=timings)
+                        refusal_probability=refusal_probability, timings=timings)
         yield {"type": "done", "answer": answer}
 
     def ask(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None) -> Answer:

@@ -18,6 +18,7 @@ drops unsupported sentences.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ SEMANTIC_SUPPORT = 0.84  # across languages: keep a citation at this sentence-to
 SEMANTIC_MARGIN = 0.03  # ... within this margin of the best passage
 SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at this cosine
 MAX_CITATIONS = 2  # per sentence: the strongest supported ones
+QUOTE_KEEP = 0.8  # quoting: a sentence with this share of its word trigrams in its passage is kept as written ...
+QUOTE_COVER = 0.5  # ... else replaced by the passage sentence holding most of its stems (at least this share)
 ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
 REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
 _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
@@ -49,6 +52,36 @@ class GroundedText:
     dropped_citations: int = 0
     dropped_sentences: int = 0
     reattributed: int = 0
+    quoted: int = 0  # sentences replaced by the passage sentence they paraphrase
+
+
+def _words(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
+    return re.findall(r"[a-z0-9]+", "".join(c for c in folded if not unicodedata.combining(c)))
+
+
+def trigram_share(sentence: str, passage: str) -> float:
+    """Share of the sentence's word trigrams (accents and case folded) found in the passage: 1.0 = copied."""
+    words = _words(sentence)
+    grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    if not grams:
+        return 0.0
+    have = _words(passage)
+    present = {tuple(have[i:i + 3]) for i in range(len(have) - 2)}
+    return sum(g in present for g in grams) / len(grams)
+
+
+def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, language: str) -> str | None:
+    """The passage sentence holding most of `terms` (at least QUOTE_COVER of them; the shorter one on ties)."""
+    best, best_key = None, (0.0, 0.0)
+    for candidate in split_sentences(passage):
+        found = terms & encoder.terms(candidate, language)
+        if not found:
+            continue
+        key = (len(found) / len(terms), -len(candidate))
+        if key > best_key:
+            best, best_key = candidate, key
+    return best if best is not None and best_key[0] >= QUOTE_COVER else None
 
 
 def _numbers(text: str) -> set[str]:
@@ -70,10 +103,13 @@ def _claim(sentence: str) -> str:
 
 def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr",
            semantic: SemanticSupport | None = None, question: str = "",
-           source_languages: dict[int, str] | None = None) -> GroundedText:
+           source_languages: dict[int, str] | None = None, quote_from: dict[int, str] | None = None) -> GroundedText:
     """Validate `[n]` citations sentence by sentence against `sources` (n -> passage text).
 
     `source_languages` (n -> 'fr'/'en', as detected at ingestion) defaults to detecting each passage here.
+    With `quote_from` (n -> passage text to quote), a sentence in the passages' language that is not (almost)
+    copied from its strongest source is replaced by that source's sentence it paraphrases, in « quotes »: a
+    small model's paraphrases of legal text change numbers, conditions and who does what; a quote does not.
     """
     question_terms = encoder.terms(question, language) if question else set()
     kept_terms: list[set[int]] = []
@@ -135,6 +171,18 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
             result.reattributed += 1
         end = re.search(r"[.!?]$", claim)
         body = claim[:-1].rstrip() if end else claim
+        if quote_from and lexical and trigram_share(body, quote_from.get(good[0], "")) < QUOTE_KEEP:
+            quoted = _closest_sentence(terms, quote_from.get(good[0], ""), encoder, language)
+            if quoted is None:
+                result.dropped_sentences += 1
+                result.dropped_citations += len(good)
+                continue
+            body, end, good = f"« {quoted.rstrip(' .;:')} »", re.search(r".$", "."), good[:1]
+            terms = encoder.terms(quoted, language)
+            if any(len(terms & t) >= REPEAT_OVERLAP * len(terms | t) for t in kept_terms):
+                result.dropped_sentences += 1  # two paraphrases of the same passage sentence: quote it once
+                continue
+            result.quoted += 1
         kept.append(f"{body} {''.join(f'[{n}]' for n in good)}{end.group(0) if end else ''}")
         kept_terms.append(terms)
         for n in good:

@@ -6,9 +6,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from index.settings import VigieSettings
 from ingest.files import file_sha256
@@ -43,6 +46,7 @@ class GenerationStats:
     completion_tokens: int = 0
     first_token_s: float | None = None
     total_s: float = 0.0
+    watched_first_p: float | None = None  # probability the model gave the watched tokens as its first token
 
 
 class LocalModel:
@@ -68,16 +72,47 @@ class LocalModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=False))
 
+    def first_tokens(self, texts: Sequence[str]) -> set[int]:
+        """Token ids that can start one of `texts` (with and without a leading space)."""
+        ids = set()
+        for text in texts:
+            for variant in (text, f" {text}"):
+                tokens = self._llm.tokenize(variant.encode(), add_bos=False, special=False)
+                if tokens:
+                    ids.add(tokens[0])
+        return ids
+
+    @staticmethod
+    def _watch_first(ids: set[int], stats: GenerationStats) -> Callable[[Any, Any], Any]:
+        """A logits processor that records the softmax mass of `ids` at the first generated position."""
+        watched = np.fromiter(sorted(ids), dtype=np.intp)
+
+        def processor(_input_ids: Any, scores: Any) -> Any:
+            if stats.watched_first_p is None:
+                logits = np.asarray(scores, dtype=np.float64)
+                weights = np.exp(logits - logits.max())
+                stats.watched_first_p = float(weights[watched].sum() / weights.sum())
+            return scores
+
+        return processor
+
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                     cancel: threading.Event | None = None, deadline: float | None = None,
-                    stats: GenerationStats | None = None) -> Iterator[str]:
-        """Yield text pieces of the assistant reply (chat template from the GGUF metadata)."""
+                    stats: GenerationStats | None = None, watch_first: set[int] | None = None) -> Iterator[str]:
+        """Yield text pieces of the assistant reply (chat template from the GGUF metadata).
+
+        With `watch_first`, `stats.watched_first_p` is set, before the first piece is yielded, to the probability
+        the model gave those token ids as its first token (read from the logits; sampling is unchanged).
+        """
+        from llama_cpp import LogitsProcessorList
+
         stats = stats if stats is not None else GenerationStats()
+        processors = LogitsProcessorList([self._watch_first(watch_first, stats)]) if watch_first else None
         with self._lock:
             started = time.monotonic()
             stream = self._llm.create_chat_completion(
                 messages, temperature=self.settings.llm_temperature, stream=True,
-                max_tokens=max_tokens or self.settings.llm_max_tokens, seed=0)
+                max_tokens=max_tokens or self.settings.llm_max_tokens, seed=0, logits_processor=processors)
             try:
                 for chunk in stream:
                     if cancel is not None and cancel.is_set():

@@ -480,7 +480,8 @@ def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> 
                      "gold": is_gold(q, c.path, c.section), "document": c.document, "path": c.path,
                      "page": c.page, "page_end": c.page_end, "language": c.language, "text": c.text}
                     for c in answer.sources],
-        "draft": answer.draft, "language": answer.language, "removed_markers": answer.removed_markers,
+        "draft": answer.draft, "refusal_probability": answer.refusal_probability,
+        "language": answer.language, "removed_markers": answer.removed_markers,
         "dropped_citations": answer.dropped_citations,
         "dropped_sentences": answer.dropped_sentences,
         "timings": {k: round(v, 3) for k, v in answer.timings.items()}, "wall_s": round(wall, 3),
@@ -528,7 +529,10 @@ def regrade(previous: dict[str, Any], questions: dict[str, Question],
                             language=s.get("language") or detect_language(s["text"]))
                    for s in old["sources"]]
         lang = old.get("language", q.lang)
+        doubt = old.get("refusal_probability")
         grounded, reason = pipeline.check_draft(old["draft"], sources, lang, q.question)
+        if pipeline.doubtful(doubt):  # decided at the first token, before the draft: the draft is discarded
+            grounded, reason = None, f"the model doubts the sources answer (refusal marker probability {doubt:.2f})"
         answer = Answer(question=q.question, answer=grounded.text if grounded else "refused",
                         citations=[c for c in sources if grounded and c.n in grounded.cited],
                         refused=grounded is None, language=lang, model="", model_sha256="",
@@ -536,7 +540,7 @@ def regrade(previous: dict[str, Any], questions: dict[str, Question],
                         removed_markers=old["removed_markers"], relevance=old["relevance"],
                         dropped_citations=grounded.dropped_citations if grounded else 0,
                         dropped_sentences=grounded.dropped_sentences if grounded else 0,
-                        draft=old["draft"], timings=old["timings"])
+                        draft=old["draft"], refusal_probability=doubt, timings=old["timings"])
         new = record(q, answer, {**old["retrieval"]}, old["wall_s"])
         out.append({**new, "regraded": True})
     return out
@@ -557,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="passages given to the model (default: the settings default)")
     parser.add_argument("--source-cosine-margin", type=float, default=None,
                         help="source cut: cosine margin to the best candidate (default: the settings default)")
+    parser.add_argument("--refusal-probability", type=float, default=None,
+                        help="refuse when the model's refusal marker has at least this probability as first token "
+                             "(default: the settings default; 1.0 = off)")
+    parser.add_argument("--quote-paraphrases", choices=("on", "off"), default=None,
+                        help="replace paraphrased sentences by the source sentence, quoted (default: settings)")
     parser.add_argument("--regrade", type=Path, default=None,
                         help="results JSON of an earlier run: re-check its recorded drafts with the current "
                              "citation checks (no LLM; only valid for changes after generation)")
@@ -627,6 +636,10 @@ def main(argv: list[str] | None = None) -> int:
                 idx.settings.answer_sources = args.answer_sources
             if args.source_cosine_margin is not None:
                 idx.settings.source_cosine_margin = args.source_cosine_margin
+            if args.refusal_probability is not None:
+                idx.settings.refusal_probability = args.refusal_probability
+            if args.quote_paraphrases is not None:
+                idx.settings.quote_paraphrases = args.quote_paraphrases == "on"
     model_box: dict[str, Any] = {}
 
     def provider() -> LocalModel:
@@ -665,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         return {**base, "mode": "evaluate", "complete": complete, "threshold": threshold,
                 "answer_sources": cdd_idx.settings.answer_sources,
                 "source_cosine_margin": cdd_idx.settings.source_cosine_margin,
+                "refusal_probability": cdd_idx.settings.refusal_probability,
+                "quote_paraphrases": cdd_idx.settings.quote_paraphrases,
                 "judge_rules": JUDGE_RULES,
                 "model": {"file": str(args.llm), "sha256": model.sha256 if model else cdd_idx.settings.llm_sha256,
                           "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s")},

@@ -103,3 +103,31 @@ def test_mixed_languages_use_one_semantic_scale() -> None:
     assert lexical_only.cited == [1]  # what stems alone would keep
     g = ground(claim + " [1]", sources, SparseEncoder(), "en", semantic=_fake_semantic({claim: [0.78, 0.93]}))
     assert g.cited == [2] and g.reattributed == 1
+
+
+QUOTABLE = {
+    1: "Les réservistes peuvent être convoqués. La durée maximale d'emploi des réservistes est de trente jours "
+       "consécutifs, renouvelable une fois. Le ministre fixe les modalités.",
+    2: "La politique de défense est définie en conseil des ministres.",
+}
+
+
+def test_a_paraphrase_is_replaced_by_the_source_sentence_it_paraphrases() -> None:
+    # The paraphrase turns "renouvelable une fois" into "renouvelable sans limite": quoting shows the source's words.
+    g = ground("Les réservistes sont employés trente jours au maximum, renouvelable sans limite [1].", QUOTABLE,
+               SparseEncoder(), quote_from=QUOTABLE)
+    assert g.text == ("« La durée maximale d'emploi des réservistes est de trente jours consécutifs, renouvelable "
+                      "une fois » [1].")
+    assert g.quoted == 1 and g.cited == [1]
+
+
+def test_a_sentence_copied_from_its_source_is_kept_as_written() -> None:
+    text = "La politique de défense est définie en conseil des ministres [2]."
+    g = ground(text, QUOTABLE, SparseEncoder(), quote_from=QUOTABLE)
+    assert g.text == text and g.quoted == 0
+
+
+def test_two_paraphrases_of_one_source_sentence_are_quoted_once() -> None:
+    g = ground("Les réservistes servent trente jours au plus [1]. Leur emploi dure au maximum trente jours, "
+               "renouvelable [1].", QUOTABLE, SparseEncoder(), quote_from=QUOTABLE)
+    assert g.text.count("«") == 1 and g.dropped_sentences == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.llm import GenerationCancelled, LocalModel, ModelIntegrityError, verify_model_file
+from app.llm import GenerationCancelled, GenerationStats, LocalModel, ModelIntegrityError, verify_model_file
 from index.settings import VigieSettings
 from prompts import LANGUAGES, PROMPTS_DIR, load_prompt
 from tests.model_paths import LLM_MODEL as GGUF
@@ -56,3 +56,19 @@ def test_every_prompt_exists_in_both_languages_with_identity(name: str) -> None:
         prompt = load_prompt(name, lang)
         assert prompt.lang == lang and prompt.id == name and prompt.version and prompt.text.strip()
         assert (PROMPTS_DIR / f"{name}.{lang}.md").is_file()
+
+
+def test_first_token_probability_of_the_refusal_marker(model: LocalModel) -> None:
+    """Read from the logits at the first position: high when the model refuses, low when it answers."""
+    system = "Réponds avec les sources. Si les sources ne contiennent pas la réponse, écris seulement : NON_TROUVÉ"
+    watch = model.first_tokens(["NON_TROUVÉ", "NOT_FOUND"])
+    results = {}
+    for question in ("Quand le site est-il ouvert ?", "Combien coûte le badge visiteur ?"):
+        stats = GenerationStats()
+        user = f"Sources :\n[1] Le site est ouvert de 7 h à 19 h.\n\nQuestion : {question}"
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        text = "".join(model.stream_chat(messages, max_tokens=24, stats=stats, watch_first=watch))
+        results[question] = (text, stats.watched_first_p)
+    answered, refused = results.values()
+    assert "NON_TROUV" not in answered[0] and answered[1] is not None and answered[1] < 0.2
+    assert refused[0].startswith("NON_TROUV") and refused[1] is not None and refused[1] > 0.5

@@ -37,3 +37,40 @@ def test_hits_far_below_the_best_cosine_are_left_out_and_the_rest_ordered_by_cos
     assert [h.rank for h in kept] == [2, 1, 4]
     wide = AnswerPipeline(_Index(settings.model_copy(update={"source_cosine_margin": 1.0})), lambda: None)
     assert [h.rank for h in wide._fit(hits, _Model())] == [2, 3, 1, 4]
+
+
+class _DoubtfulModel(_Model):
+    """Answers, but gave its refusal marker a probability of 0.4 as the first token."""
+
+    name, sha256 = "fake", "0" * 64
+
+    def __init__(self) -> None:
+        self.pieces = 0
+
+    @staticmethod
+    def first_tokens(texts) -> set[int]:
+        return {1}
+
+    def stream_chat(self, messages, cancel=None, deadline=None, stats=None, watch_first=None):
+        stats.watched_first_p = 0.4 if watch_first else None
+        for piece in ("Le site ouvre à 7 h", " [1]."):
+            self.pieces += 1
+            yield piece
+
+
+@dataclass
+class _RetrievingIndex(_Index):
+    def retrieve(self, query, k, flt=None):
+        return [_hit(1, 0.95)], 0.95
+
+
+def test_the_model_doubt_refuses_before_anything_is_shown(tmp_path) -> None:
+    settings = VigieSettings(home=tmp_path, refusal_probability=0.3, relevance_threshold=0.5)
+    model = _DoubtfulModel()
+    events = list(AnswerPipeline(_RetrievingIndex(settings), lambda: model).stream("Quand le site ouvre-t-il ?"))
+    answer = events[-1]["answer"]
+    assert answer.refused and "doubts" in answer.refusal_reason and answer.refusal_probability == 0.4
+    assert model.pieces == 1  # generation stopped at the first piece; the refusal text is the only token event
+    assert [e["text"] for e in events if e["type"] == "token"] == [answer.answer]
+    off = VigieSettings(home=tmp_path, refusal_probability=1.0, relevance_threshold=0.5)
+    assert not AnswerPipeline(_RetrievingIndex(off), lambda: model).doubtful(1.0)
