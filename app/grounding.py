@@ -37,6 +37,7 @@ SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at 
 MAX_CITATIONS = 2  # per sentence: the strongest supported ones
 QUOTE_KEEP = 0.8  # quoting: a sentence with this share of its word trigrams in its passage is kept as written ...
 QUOTE_COVER = 0.5  # ... else replaced by the passage sentence holding most of its stems (at least this share)
+QUOTE_PAIR_GAIN = 0.2  # two consecutive passage sentences are quoted together when they hold this much more
 ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
 REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
 _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
@@ -72,16 +73,23 @@ def trigram_share(sentence: str, passage: str) -> float:
 
 
 def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, language: str) -> str | None:
-    """The passage sentence holding most of `terms` (at least QUOTE_COVER of them; the shorter one on ties)."""
-    best, best_key = None, (0.0, 0.0)
-    for candidate in split_sentences(passage):
-        found = terms & encoder.terms(candidate, language)
-        if not found:
-            continue
-        key = (len(found) / len(terms), -len(candidate))
-        if key > best_key:
-            best, best_key = candidate, key
-    return best if best is not None and best_key[0] >= QUOTE_COVER else None
+    """The passage sentence holding most of `terms` (at least QUOTE_COVER of them; the shorter one on ties).
+
+    Two consecutive sentences count as one candidate when together they hold QUOTE_PAIR_GAIN more of the
+    terms (a list's lead-in and its item, a rule and its exception).
+    """
+    sentences = split_sentences(passage)
+    found = [terms & encoder.terms(s, language) for s in sentences]
+    candidates = [(len(f) / len(terms), -len(s), s) for s, f in zip(sentences, found, strict=True) if f]
+    for i in range(len(sentences) - 1):
+        both = len(found[i] | found[i + 1]) / len(terms)
+        if both >= max(len(found[i]), len(found[i + 1])) / len(terms) + QUOTE_PAIR_GAIN:
+            text = f"{sentences[i]} {sentences[i + 1]}"
+            candidates.append((both, -len(text), text))
+    if not candidates:
+        return None
+    cover, _, best = max(candidates)
+    return best if cover >= QUOTE_COVER else None
 
 
 def _numbers(text: str) -> set[str]:

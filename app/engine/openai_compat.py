@@ -62,6 +62,14 @@ def sources_block(answer: Answer) -> str:
     return "\n\nSources:\n" + "\n".join(f"[{c.n}] {citation_label(c)}" for c in answer.citations)
 
 
+def verified_block(answer: Answer, streamed: str) -> str:
+    """The checked answer, when citation checks changed what was streamed (dropped, re-cited or quoted)."""
+    if streamed.strip() == answer.answer.strip():
+        return ""
+    label = "Réponse vérifiée" if answer.language == "fr" else "Verified answer"
+    return f"\n\n{label} : {answer.answer}" if answer.language == "fr" else f"\n\n{label}: {answer.answer}"
+
+
 def _chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
     body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
@@ -101,11 +109,15 @@ async def chat_completions(req: ChatRequest, request: Request) -> Any:
 
     async def events() -> AsyncIterator[bytes]:
         yield _chunk(cid, created, {"role": "assistant", "content": ""})
+        streamed: list[str] = []
         async for event in stream_ticket(state, ticket, request):
             if event["type"] == "token":
+                streamed.append(event["text"])
                 yield _chunk(cid, created, {"content": event["text"]})
             elif event["type"] == "done":
-                yield _chunk(cid, created, {"content": sources_block(event["answer"])}, finish="stop")
+                answer = event["answer"]
+                yield _chunk(cid, created, {"content": verified_block(answer, "".join(streamed))
+                                            + sources_block(answer)}, finish="stop")
             elif event["type"] == "error":
                 yield _chunk(cid, created, {"content": f"\n[error: {event['error']}]"}, finish="stop")
         yield b"data: [DONE]\n\n"
