@@ -110,8 +110,7 @@ class AnswerPipeline:
 
     # ---- sources ------------------------------------------------------------------------------------------
     def _fit(self, hits: list[SearchHit], model: LocalModel) -> list[SearchHit]:
-        """The best hits close enough to the best cosine whose text fits the token budget (at least one),
-        most similar first."""
+        """The best hits close enough to the best cosine whose text fits the token budget (at least one)."""
         kept, used = [], 0
         candidates = hits[: self.settings.answer_sources]
         best = max((h.cosine for h in candidates if h.cosine is not None), default=None)
@@ -126,9 +125,7 @@ class AnswerPipeline:
                 hit.chunk.text = hit.chunk.text[: self.settings.source_token_budget * 3]
             kept.append(hit)
             used += cost
-        # The small model leans on source [1]: number the passages by closeness to the question (dense cosine),
-        # not by fused rank; a passage found by BM25 alone (no cosine) comes last.
-        return sorted(kept, key=lambda h: -h.cosine if h.cosine is not None else float("inf"))
+        return kept
 
     @staticmethod
     def _format_sources(citations: list[Citation], lang: str) -> str:

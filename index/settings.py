@@ -91,7 +91,7 @@ class VigieSettings(BaseSettings):
     # question's language (cross-lingual questions score lower). Calibrated by bench/answer_bench.py.
     relevance_threshold: float = Field(0.85, description="French questions.")
     relevance_threshold_en: float = Field(0.81, description="English questions.")
-    quote_paraphrases: bool = Field(False, description="Replace an answer sentence that is not (almost) copied "
+    quote_paraphrases: bool = Field(True, description="Replace an answer sentence that is not (almost) copied "
                                     "from its source by the source sentence it paraphrases, in quotes.")
     refusal_probability: float = Field(1.0, ge=0.0, le=1.0, description="Refuse when the model gives its "
                                        "refusal marker at least this probability as the first token of the "

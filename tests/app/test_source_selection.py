@@ -1,5 +1,5 @@
-"""Sources given to the model: look-alike passages clearly less related to the question are left out, and the
-kept ones are numbered by closeness to the question."""
+"""Sources given to the model: look-alike passages clearly less related to the question are left out; the
+model's own doubt (refusal marker probability at the first token) can refuse before anything is shown."""
 
 from __future__ import annotations
 
@@ -27,16 +27,16 @@ def _hit(rank: int, cosine: float | None) -> SearchHit:
     return SearchHit(chunk, 1.0 / rank, rank, cosine)
 
 
-def test_hits_far_below_the_best_cosine_are_left_out_and_the_rest_ordered_by_cosine(tmp_path) -> None:
+def test_hits_far_below_the_best_cosine_are_left_out(tmp_path) -> None:
     settings = VigieSettings(home=tmp_path, answer_sources=4, source_cosine_margin=0.02)
     pipeline = AnswerPipeline(_Index(settings), lambda: None)
     hits = [_hit(1, 0.86), _hit(2, 0.90), _hit(3, 0.87), _hit(4, None), _hit(5, 0.99)]
     kept = pipeline._fit(hits, _Model())
     # best among the 4 candidates: 0.90 (rank 5 is not a candidate); rank 3 is cut, the first hit always
-    # stays, and a BM25-only hit (no cosine) stays; numbered by cosine, the BM25-only hit last
-    assert [h.rank for h in kept] == [2, 1, 4]
+    # stays, and a BM25-only hit (no cosine) stays
+    assert [h.rank for h in kept] == [1, 2, 4]
     wide = AnswerPipeline(_Index(settings.model_copy(update={"source_cosine_margin": 1.0})), lambda: None)
-    assert [h.rank for h in wide._fit(hits, _Model())] == [2, 3, 1, 4]
+    assert [h.rank for h in wide._fit(hits, _Model())] == [1, 2, 3, 4]
 
 
 class _DoubtfulModel(_Model):
