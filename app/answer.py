@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from prompts import load_prompt
 
 log = logging.getLogger(__name__)
 REFUSAL_MARKERS = ("NON_TROUVÉ", "NON_TROUVE", "NOT_FOUND")
+DRAFTS_KEPT = 256  # drafts remembered for follow-ups (KV cache reuse)
 _EXAMPLE_SPLIT = "\n=====\n"  # question / answer of one example
 _EXAMPLES_SPLIT = "\n-----\n"  # between examples
 
@@ -101,6 +103,21 @@ class AnswerPipeline:
         self.settings = index.settings
         self._model_provider = model_provider
         self._similarity: SentenceSimilarity | None = None
+        # (shown answer, source chunk ids) -> the model's own draft of it, so that a follow-up's history holds
+        # the tokens already in llama.cpp's KV cache (a quoted, checked answer differs from what was generated)
+        self._drafts: OrderedDict[tuple[str, tuple[str, ...]], str] = OrderedDict()
+        self._drafts_lock = threading.Lock()
+
+    def _remember_draft(self, shown: str, citations: list[Citation], draft: str) -> None:
+        with self._drafts_lock:
+            self._drafts[(shown.strip(), tuple(c.chunk_id for c in citations))] = draft
+            while len(self._drafts) > DRAFTS_KEPT:
+                self._drafts.popitem(last=False)
+
+    def _model_turn(self, shown: str, citations: list[Citation]) -> str:
+        """What the model wrote for an answer shown as `shown` over these same sources (else `shown`)."""
+        with self._drafts_lock:
+            return self._drafts.get((shown.strip(), tuple(c.chunk_id for c in citations)), shown)
 
     def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
         """Cross-language support for grounding (the embedder loads on first use)."""
@@ -147,9 +164,10 @@ class AnswerPipeline:
         messages.append({"role": "user",
                          "content": user.render(sources=self._format_sources(citations, lang), question=first)})
         if history:
-            messages.append({"role": "assistant", "content": history[0].answer})
+            messages.append({"role": "assistant", "content": self._model_turn(history[0].answer, citations)})
             for turn in history[1:]:
-                messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
+                messages += [{"role": "user", "content": turn.question},
+                             {"role": "assistant", "content": self._model_turn(turn.answer, citations)}]
             messages.append({"role": "user", "content": question})
         return messages, f"{system.ref}+{user.ref}+{example.ref}"
 
@@ -189,11 +207,12 @@ class AnswerPipeline:
         stats = GenerationStats()
         deadline = time.monotonic() + self.settings.generation_timeout_s
         flt_stream = CitationStreamFilter(len(citations))
-        head, streaming, doubtful = "", False, False
+        head, streaming, doubtful, generated = "", False, False, []
         pieces = model.stream_chat(messages, cancel=cancel, deadline=deadline, stats=stats,
                                    watch_first=model.first_tokens(REFUSAL_MARKERS))
         try:
             for piece in pieces:
+                generated.append(piece)
                 if not streaming and self.doubtful(stats.watched_first_p):
                     doubtful = True  # nothing was shown yet: stop generating, refuse below
                     break
@@ -228,6 +247,7 @@ class AnswerPipeline:
                                     prompt_ref=prompt_ref, sources=citations, draft=text, refusal_probability=doubt)
             return
         cited = [c for c in citations if c.n in grounded.cited]
+        self._remember_draft(grounded.text, citations, "".join(generated).strip())
         answer = Answer(question=question, answer=grounded.text, citations=cited, refused=False, language=lang,
                         model=model.name, model_sha256=model.sha256, prompt_version=prompt_ref, sources=citations,
                         closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,

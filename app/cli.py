@@ -210,7 +210,7 @@ def ask(
     if as_json:
         keys = ("answer", "citations", "refused", "refusal_reason", "model", "model_sha256", "prompt_version",
                 "language", "closest_documents", "removed_markers", "dropped_citations", "dropped_sentences",
-                "draft", "timings")
+                "draft", "refusal_probability", "timings")
         print(json.dumps({k: answer[k] for k in keys}, ensure_ascii=False))
         return
     out.print()

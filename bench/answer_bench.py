@@ -40,6 +40,7 @@ from common import (
 from support_labels import RUBRIC, load_labels, pair_key
 
 from app.citations import MARKER
+from app.grounding import split_sentences
 from index.document_index import DocumentIndex
 from index.models import AccessLabel
 
@@ -52,7 +53,6 @@ THRESHOLDS = [round(0.80 + 0.005 * i, 3) for i in range(21)]
 TARGET_REFUSAL = 0.80
 SETS = ("cdd-fr", "cdd-en", "unanswerable", "spf")
 SUPPORT_LABELS = load_labels()  # reading judgements of (sentence, passage) pairs: bench/support_labels.py
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")  # the product's sentence split (app/grounding.py)
 
 JUDGE_RULES = {
     "independence": "This judge does not use the product's grounding (BM25 stems, support ratios): it reads the "
@@ -157,9 +157,9 @@ def markers(text: str) -> list[int]:
 
 def sentence_citations(text: str) -> list[tuple[str, list[int]]]:
     out = []
-    for sentence in (s.strip() for s in _SENTENCE.split(text)):
-        if sentence:
-            out.append((sentence, list(dict.fromkeys(markers(sentence)))))
+    # the product's segmentation: an article number ("article L. 1333-2") or a quote does not end a sentence
+    for sentence in split_sentences(text):
+        out.append((sentence, list(dict.fromkeys(markers(sentence)))))
     return out
 
 

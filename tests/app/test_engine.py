@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -81,6 +82,11 @@ def test_french_answer_is_streamed_and_cited(engine):
         assert 1 <= c["n"] <= len(answer["sources"])
     assert answer["prompt_version"].startswith("answer-system.fr@")
     assert answer["model_sha256"] == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    # every sentence is copied from its source or quotes it: a quote is the source's own words
+    sources = " ".join(" ".join(c["text"].split()) for c in answer["citations"])
+    for quote in re.findall(r"« (.+?) »", answer["answer"]):
+        assert " ".join(quote.split()) in sources, quote
+    assert answer["refusal_probability"] is not None and answer["refusal_probability"] < 0.5
 
 
 def test_english_question_gets_an_english_cited_answer(engine):

@@ -3,11 +3,12 @@ model's own doubt (refusal marker probability at the first token) can refuse bef
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from app.answer import AnswerPipeline
+from app.answer import AnswerPipeline, Turn
 from index.models import AccessLabel, Chunk, SearchHit
 from index.settings import VigieSettings
+from index.sparse import SparseEncoder
 
 
 @dataclass
@@ -74,3 +75,40 @@ def test_the_model_doubt_refuses_before_anything_is_shown(tmp_path) -> None:
     assert [e["text"] for e in events if e["type"] == "token"] == [answer.answer]
     off = VigieSettings(home=tmp_path, refusal_probability=1.0, relevance_threshold=0.5)
     assert not AnswerPipeline(_RetrievingIndex(off), lambda: model).doubtful(1.0)
+
+
+class _RecordingModel(_DoubtfulModel):
+    """Writes a paraphrase; remembers the messages it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[dict]] = []
+
+    def stream_chat(self, messages, cancel=None, deadline=None, stats=None, watch_first=None):
+        self.seen.append(messages)
+        stats.watched_first_p = 0.0
+        yield "Le site ouvre à sept heures [1]."
+
+
+@dataclass
+class _OpeningHoursIndex(_Index):
+    sparse: SparseEncoder = field(default_factory=SparseEncoder)
+
+    def retrieve(self, query, k, flt=None):
+        hit = _hit(1, 0.95)
+        hit.chunk.text = "Le site est ouvert à partir de sept heures du matin, du lundi au vendredi."
+        return [hit], 0.95
+
+
+def test_a_follow_up_gives_the_model_its_own_draft_not_the_quoted_answer(tmp_path) -> None:
+    # The shown answer quotes the source; the model's history must hold what it generated (KV cache reuse).
+    settings = VigieSettings(home=tmp_path, relevance_threshold=0.5, quote_paraphrases=True)
+    model = _RecordingModel()
+    pipeline = AnswerPipeline(_OpeningHoursIndex(settings), lambda: model)
+    first = pipeline.ask("Quand le site ouvre-t-il ?")
+    assert first.answer == "« Le site est ouvert à partir de sept heures du matin, du lundi au vendredi » [1]."
+    pipeline.ask("Et le samedi ?", [Turn("Quand le site ouvre-t-il ?", first.answer)])
+    assert model.seen[1][-2] == {"role": "assistant", "content": "Le site ouvre à sept heures [1]."}
+    other = AnswerPipeline(_OpeningHoursIndex(settings), lambda: model)  # an unknown answer is passed as shown
+    other.ask("Et le samedi ?", [Turn("Quand le site ouvre-t-il ?", "Réponse inconnue.")])
+    assert model.seen[2][-2]["content"] == "Réponse inconnue."
