@@ -35,9 +35,10 @@ SEMANTIC_SUPPORT = 0.84  # across languages: keep a citation at this sentence-to
 SEMANTIC_MARGIN = 0.03  # ... within this margin of the best passage
 SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at this cosine
 MAX_CITATIONS = 2  # per sentence: the strongest supported ones
-QUOTE_KEEP = 0.8  # quoting: a sentence with this share of its word trigrams in its passage is kept as written ...
+QUOTE_KEEP = 0.8  # quoting: a sentence copied from its passage (this share of its word trigrams, both ways with the
+# passage sentence it comes from) is kept as written ...
 QUOTE_COVER = 0.5  # ... else replaced by the passage sentence holding most of its stems (at least this share)
-QUOTE_PAIR_GAIN = 0.2  # two consecutive passage sentences are quoted together when they hold this much more
+QUOTE_SPAN = 3  # a quote holds at most this many consecutive passage sentences
 ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
 REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
 _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
@@ -72,24 +73,39 @@ def trigram_share(sentence: str, passage: str) -> float:
     return sum(g in present for g in grams) / len(grams)
 
 
-def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, language: str) -> str | None:
-    """The passage sentence holding most of `terms` (at least QUOTE_COVER of them; the shorter one on ties).
+def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, language: str,
+                      focus: set[int] | None = None) -> str | None:
+    """The passage sentence that holds most of the sentence's new information, quoted in its place.
 
-    Two consecutive sentences count as one candidate when together they hold QUOTE_PAIR_GAIN more of the
-    terms (a list's lead-in and its item, a rule and its exception).
+    The passage sentence holding most of `terms` (the shorter one on ties) is the quote. `focus` are the stems
+    the question does not already hold (what the sentence answers): a neighbouring sentence joins the quote (up
+    to QUOTE_SPAN in all) when it holds one of them the quote lacks: a list's lead-in and its items.
+    None when the quote would hold under QUOTE_COVER of `terms`.
     """
+    focus = (focus & terms) or terms
     sentences = split_sentences(passage)
     found = [terms & encoder.terms(s, language) for s in sentences]
-    candidates = [(len(f) / len(terms), -len(s), s) for s, f in zip(sentences, found, strict=True) if f]
-    for i in range(len(sentences) - 1):
-        both = len(found[i] | found[i + 1]) / len(terms)
-        if both >= max(len(found[i]), len(found[i + 1])) / len(terms) + QUOTE_PAIR_GAIN:
-            text = f"{sentences[i]} {sentences[i + 1]}"
-            candidates.append((both, -len(text), text))
-    if not candidates:
+
+    def score(lo: int, hi: int) -> tuple[int, float]:
+        held = set().union(*found[lo:hi + 1])
+        return len(held & focus), len(held) / len(terms)
+
+    ranked = [(len(found[i]) / len(terms), -len(s), i) for i, s in enumerate(sentences) if found[i]]
+    if not ranked:
         return None
-    cover, _, best = max(candidates)
-    return best if cover >= QUOTE_COVER else None
+    _, _, lo = max(ranked)
+    hi = lo
+    while hi - lo + 1 < QUOTE_SPAN:
+        here = score(lo, hi)[0]
+        options = [(score(a, b)[0] - here, a, b) for a, b in ((lo - 1, hi), (lo, hi + 1))
+                   if a >= 0 and b < len(sentences)]
+        gain, a, b = max(options, default=(0, lo, hi))
+        if gain < 1:  # the neighbour holds none of the sentence's information the quote lacks
+            break
+        lo, hi = a, b
+    if score(lo, hi)[1] < QUOTE_COVER:
+        return None
+    return " ".join(sentences[lo:hi + 1])
 
 
 def _numbers(text: str) -> set[str]:
@@ -179,12 +195,15 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
             result.reattributed += 1
         end = re.search(r"[.!?]$", claim)
         body = claim[:-1].rstrip() if end else claim
-        if quote_from and lexical and trigram_share(body, quote_from.get(good[0], "")) < QUOTE_KEEP:
-            quoted = _closest_sentence(terms, quote_from.get(good[0], ""), encoder, language)
-            if quoted is None:
-                result.dropped_sentences += 1
-                result.dropped_citations += len(good)
-                continue
+        source = quote_from.get(good[0], "") if quote_from and lexical else ""
+        quoted = _closest_sentence(terms, source, encoder, language, terms - question_terms) if source else None
+        copied = bool(source) and trigram_share(body, source) >= QUOTE_KEEP
+        if source and quoted is None and not copied:
+            result.dropped_sentences += 1
+            result.dropped_citations += len(good)
+            continue
+        if quoted is not None and not (copied and trigram_share(quoted, body) >= QUOTE_KEEP):
+            # a paraphrase, or a copy of part of the source sentence (a condition or its subject left out)
             body, end, good = f"« {quoted.rstrip(' .;:')} »", re.search(r".$", "."), good[:1]
             terms = encoder.terms(quoted, language)
             if any(len(terms & t) >= REPEAT_OVERLAP * len(terms | t) for t in kept_terms):

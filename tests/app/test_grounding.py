@@ -131,3 +131,25 @@ def test_two_paraphrases_of_one_source_sentence_are_quoted_once() -> None:
     g = ground("Les réservistes servent trente jours au plus [1]. Leur emploi dure au maximum trente jours, "
                "renouvelable [1].", QUOTABLE, SparseEncoder(), quote_from=QUOTABLE)
     assert g.text.count("«") == 1 and g.dropped_sentences == 1
+
+
+def test_a_partial_copy_that_leaves_out_a_condition_is_quoted_whole() -> None:
+    sources = {1: "Le réserviste doit obtenir l'accord de son employeur lorsque ses activités dépassent cinq jours "
+                  "par année civile."}
+    g = ground("Le réserviste doit obtenir l'accord de son employeur [1].", sources, SparseEncoder(),
+               quote_from=sources)
+    assert g.text == ("« Le réserviste doit obtenir l'accord de son employeur lorsque ses activités dépassent cinq "
+                      "jours par année civile » [1].")
+
+
+def test_a_quote_keeps_the_list_items_that_hold_the_answer() -> None:
+    # The lead-in holds most of the sentence's words, the items hold what the question asks for.
+    source = ("Since the reform of 1 July 2021, France uses two national classification levels for information "
+              "covered by national defence secrecy:\n\nSecret: disclosure could harm national defence and "
+              "security.\n\nTrès Secret: disclosure could cause exceptionally serious harm to national defence "
+              "and security.\n\nAccess requires a security clearance.")
+    question = "Which classification levels does France use for protected information?"
+    g = ground("France uses two classification levels, Secret and Très Secret, for national defence secrecy [1].",
+               {1: source}, SparseEncoder(), "en", question=question, quote_from={1: source})
+    assert g.quoted == 1 and "Secret: disclosure" in g.text and "Très Secret" in g.text
+    assert "Access requires" not in g.text
