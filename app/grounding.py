@@ -103,6 +103,8 @@ def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, lan
         if gain < 1:  # the neighbour holds none of the sentence's information the quote lacks
             break
         lo, hi = a, b
+    while sentences[hi].rstrip().endswith(":") and hi + 1 < len(sentences) and hi - lo + 1 < QUOTE_SPAN:
+        hi += 1  # a lead-in is not quoted without what it introduces
     if score(lo, hi)[1] < QUOTE_COVER:
         return None
     return " ".join(sentences[lo:hi + 1])

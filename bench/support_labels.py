@@ -10,6 +10,7 @@ Workflow (each step prints what it did):
   python bench/support_labels.py export RESULTS.json --shards 2 --out DIR   # unjudged pairs, one file per shard
   (each annotator writes DIR/labels-<shard>-<annotator>.json: {"annotator": str, "labels": {key: {...}}})
   python bench/support_labels.py merge DIR/labels-*.json                     # into bench/data/support_labels.json
+The merged file keeps, for each pair, the sentence and passage title the annotators read, their votes and notes.
 
 Annotators see the sentence and the passage only: not the question, not the gold, not the product's checks.
 A pair counts as supported only when every annotator who read it says so (disagreement = not supported).
@@ -103,11 +104,15 @@ def merge(files: list[Path]) -> int:
     added = 0
     for f in files:
         part = json.loads(f.read_text(encoding="utf-8"))
+        shown = {p["key"]: p for pairs in f.parent.glob("pairs-*.json")  # what the annotators read, for audit
+                 for p in json.loads(pairs.read_text(encoding="utf-8"))["pairs"]}
         who = part["annotator"]
         for key, value in part["labels"].items():
             if not isinstance(value.get("supported"), bool):
                 raise SystemExit(f"error: {f}: label {key} has no boolean 'supported'")
             entry = data["labels"].setdefault(key, {"votes": {}, "notes": {}})
+            if key in shown:
+                entry.update(sentence=shown[key]["sentence"], passage_title=shown[key]["passage_title"])
             entry["votes"][who] = value["supported"]
             if value.get("note"):
                 entry["notes"][who] = value["note"]

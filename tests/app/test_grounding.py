@@ -153,3 +153,10 @@ def test_a_quote_keeps_the_list_items_that_hold_the_answer() -> None:
                {1: source}, SparseEncoder(), "en", question=question, quote_from={1: source})
     assert g.quoted == 1 and "Secret: disclosure" in g.text and "Très Secret" in g.text
     assert "Access requires" not in g.text
+
+
+def test_a_quoted_lead_in_keeps_what_it_introduces() -> None:
+    source = "Demeurent affectés au musée de l'armée, qui en assure la gestion :\n1° Le dôme des Invalides ;"
+    g = ground("Le musée de l'armée assure la gestion des biens qui lui demeurent affectés [1].", {1: source},
+               SparseEncoder(), quote_from={1: source})
+    assert "Le dôme des Invalides" in g.text
