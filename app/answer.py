@@ -244,7 +244,8 @@ class AnswerPipeline:
         grounded, reason = self.check_draft(text, citations, lang, question)
         if grounded is None:
             yield from self._refuse(question, lang, reason or "", relevance, closest, hits, timings, model=model,
-                                    prompt_ref=prompt_ref, sources=citations, draft=text, refusal_probability=doubt)
+                                    prompt_ref=prompt_ref, sources=citations, draft=text, refusal_probability=doubt,
+                                    streamed=streaming)
             return
         cited = [c for c in citations if c.n in grounded.cited]
         self._remember_draft(grounded.text, citations, "".join(generated).strip())
@@ -276,12 +277,14 @@ class AnswerPipeline:
     def _refuse(self, question: str, lang: str, reason: str, relevance: float, closest: list[str],
                 hits: list[SearchHit], timings: dict[str, float], model: LocalModel | None = None,
                 prompt_ref: str | None = None, sources: list[Citation] | None = None,
-                draft: str = "", refusal_probability: float | None = None) -> Iterator[dict[str, Any]]:
+                draft: str = "", refusal_probability: float | None = None,
+                streamed: bool = False) -> Iterator[dict[str, Any]]:
         refusal = load_prompt("refusal", lang)
         text = refusal.text
         if closest:
             text += "\n\n" + load_prompt("closest", lang).text + "\n" + "\n".join(f"- {d}" for d in closest)
-        yield {"type": "token", "text": text}
+        if not streamed:  # else the client has the model's draft on screen: `done` carries the refusal
+            yield {"type": "token", "text": text}
         answer = Answer(question=question, answer=text, citations=[], refused=True, language=lang,
                         model=model.name if model else self.settings.resolved_llm_model.stem,
                         model_sha256=model.sha256 if model else self.settings.llm_sha256,

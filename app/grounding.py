@@ -17,6 +17,7 @@ drops unsupported sentences.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -38,7 +39,7 @@ MAX_CITATIONS = 2  # per sentence: the strongest supported ones
 QUOTE_KEEP = 0.8  # quoting: a sentence copied from its passage (this share of its word trigrams, both ways with the
 # passage sentence it comes from) is kept as written ...
 QUOTE_COVER = 0.5  # ... else replaced by the passage sentence holding most of its stems (at least this share)
-QUOTE_SPAN = 3  # a quote holds at most this many consecutive passage sentences
+QUOTE_SPAN = 3  # a quote holds at most this many passage sentences (plus what a lead-in introduces)
 ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
 REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
 _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
@@ -75,48 +76,58 @@ def trigram_share(sentence: str, passage: str) -> float:
 
 def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, language: str,
                       focus: set[int] | None = None) -> str | None:
-    """The passage sentence that holds most of the sentence's new information, quoted in its place.
+    """The passage sentences a sentence paraphrases, quoted in its place (None when they hold too little of it).
 
-    The passage sentence holding most of `terms` (the shorter one on ties) is the quote. `focus` are the stems
-    the question does not already hold (what the sentence answers): a neighbouring sentence joins the quote (up
-    to QUOTE_SPAN in all) when it holds one of them the quote lacks: a list's lead-in and its items.
-    None when the quote would hold under QUOTE_COVER of `terms`.
+    The passage sentence holding most of `terms` (the shorter one on ties) comes first. `focus` are the stems
+    the question does not already hold (what the sentence answers): while some are missing, the passage
+    sentence holding most of them joins the quote (up to QUOTE_SPAN in all): the items of a list, the other
+    half of a comparison. Sentences keep the passage's order, non-adjacent ones joined by " […] ", and a
+    lead-in (ending with ":") comes with what it introduces. None under QUOTE_COVER of `terms`.
     """
     focus = (focus & terms) or terms
-    sentences = split_sentences(passage)
+    sentences = split_sentences(passage, keep_quotes=False)
     found = [terms & encoder.terms(s, language) for s in sentences]
-
-    def score(lo: int, hi: int) -> tuple[int, float]:
-        held = set().union(*found[lo:hi + 1])
-        return len(held & focus), len(held) / len(terms)
-
-    ranked = [(len(found[i]) / len(terms), -len(s), i) for i, s in enumerate(sentences) if found[i]]
+    ranked = [(len(f) / len(terms), -len(s), i) for i, (s, f) in enumerate(zip(sentences, found, strict=True)) if f]
     if not ranked:
         return None
-    _, _, lo = max(ranked)
-    hi = lo
-    while hi - lo + 1 < QUOTE_SPAN:
-        here = score(lo, hi)[0]
-        options = [(score(a, b)[0] - here, a, b) for a, b in ((lo - 1, hi), (lo, hi + 1))
-                   if a >= 0 and b < len(sentences)]
-        gain, a, b = max(options, default=(0, lo, hi))
-        if gain < 1:  # the neighbour holds none of the sentence's information the quote lacks
+    chosen = [max(ranked)[2]]
+    held = set(found[chosen[0]])
+    while len(chosen) < QUOTE_SPAN:
+        options = [(len((found[i] - held) & focus), len(found[i] - held), i)
+                   for i in range(len(sentences)) if i not in chosen]
+        gain, _, best = max(options, default=(0, 0, -1))
+        if gain < 1:  # no other passage sentence holds what the quote lacks
             break
-        lo, hi = a, b
-    while sentences[hi].rstrip().endswith(":") and hi + 1 < len(sentences) and hi - lo + 1 < QUOTE_SPAN:
-        hi += 1  # a lead-in is not quoted without what it introduces
-    if score(lo, hi)[1] < QUOTE_COVER:
+        chosen.append(best)
+        held |= found[best]
+    for i in list(chosen):
+        if sentences[i].rstrip().endswith(":") and i + 1 < len(sentences) and i + 1 not in chosen:
+            chosen.append(i + 1)  # a lead-in is not quoted without what it introduces
+    if len(held) / len(terms) < QUOTE_COVER:
         return None
-    return " ".join(sentences[lo:hi + 1])
+    order = sorted(chosen)
+    parts = [sentences[order[0]]]
+    for before, i in itertools.pairwise(order):
+        parts.append(("" if i == before + 1 else "[…] ") + sentences[i])
+    return " ".join(parts)
 
 
 def _numbers(text: str) -> set[str]:
     return {re.sub(r"[ .,]", "", n) for n in _NUMBER.findall(text)}
 
 
-def split_sentences(text: str) -> list[str]:
-    """The answer's sentences, as grounding and the citation checks see them."""
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+def split_sentences(text: str, keep_quotes: bool = True) -> list[str]:
+    """The answer's sentences, as grounding and the citation checks see them (a « quote » is one sentence).
+
+    `keep_quotes=False` for passages, where a chunk boundary may leave a « unclosed.
+    """
+    out: list[str] = []
+    for piece in (s.strip() for s in _SENTENCE.split(text) if s and s.strip()):
+        if keep_quotes and out and out[-1].count("«") > out[-1].count("»"):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
 
 
 def _cited(sentence: str) -> list[int]:

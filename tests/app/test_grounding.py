@@ -160,3 +160,22 @@ def test_a_quoted_lead_in_keeps_what_it_introduces() -> None:
     g = ground("Le musée de l'armée assure la gestion des biens qui lui demeurent affectés [1].", {1: source},
                SparseEncoder(), quote_from={1: source})
     assert "Le dôme des Invalides" in g.text
+
+
+def test_a_quote_joins_distant_passage_sentences_with_an_ellipsis() -> None:
+    source = ("Très Secret: disclosure could cause exceptionally serious harm to national defence and security. "
+              "A special marking is added for information tied to government priorities.\n\nBelow these levels, "
+              "sensitive but unclassified information may carry the protective marking Diffusion Restreinte.")
+    question = "What are the French classification levels?"
+    g = ground("The French classification levels are Très Secret and Diffusion Restreinte.", {1: source},
+               SparseEncoder(), "en", question=question, quote_from={1: source})
+    assert g.text == ("« Très Secret: disclosure could cause exceptionally serious harm to national defence and "
+                      "security. […] Below these levels, sensitive but unclassified information may carry the "
+                      "protective marking Diffusion Restreinte » [1].")
+
+
+def test_a_quote_of_two_sentences_is_one_sentence() -> None:
+    from app.grounding import split_sentences
+
+    text = "« Le site ouvre à 7 h. Il ferme à 19 h » [1]. Le badge est restitué [2]."
+    assert split_sentences(text) == ["« Le site ouvre à 7 h. Il ferme à 19 h » [1].", "Le badge est restitué [2]."]
