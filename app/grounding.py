@@ -12,7 +12,8 @@ Every number of a sentence must appear in a source; a question, the question res
 and a repeat of an earlier sentence are not claims.
 A small model cites loosely; this keeps only citations that hold (at most `MAX_CITATIONS` per sentence, the
 strongest), re-attributes an uncited or wrongly cited sentence to the passage that clearly supports it, and
-drops unsupported sentences.
+drops unsupported sentences. It also paraphrases loosely: with `quote_from`, a kept sentence in the passages'
+language is replaced by the passage sentences it paraphrases, in « quotes », unless it copies a whole one.
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ def split_sentences(text: str, keep_quotes: bool = True) -> list[str]:
     return out
 
 
+def _repeats(terms: set[int], kept_terms: list[set[int]]) -> bool:
+    """The sentence's stems are mostly those of an earlier kept sentence."""
+    return any(len(terms & t) >= REPEAT_OVERLAP * len(terms | t) for t in kept_terms)
+
+
 def _cited(sentence: str) -> list[int]:
     return list(dict.fromkeys(int(x) for m in MARKER.finditer(sentence) for x in re.split(r"\s*[,;]\s*", m.group(1))))
 
@@ -171,8 +177,7 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
             continue
         echo = (len(terms) >= 2 and len(terms & question_terms) >= ECHO_SHARE * len(terms)
                 and not _YES_NO.match(claim))
-        repeat = any(len(terms & t) >= REPEAT_OVERLAP * len(terms | t) for t in kept_terms)
-        if claim.endswith("?") or echo or repeat or _numbers(claim) - source_numbers:
+        if claim.endswith("?") or echo or _repeats(terms, kept_terms) or _numbers(claim) - source_numbers:
             # a question, the question restated or a repeat is no claim; a number no source holds is invented
             result.dropped_sentences += 1
             result.dropped_citations += len(_cited(sentence))
@@ -206,7 +211,7 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
                 continue
             good = [min(candidates)]
             result.reattributed += 1
-        end = re.search(r"[.!?]$", claim)
+        end = claim[-1] if claim[-1] in ".!?" else ""
         body = claim[:-1].rstrip() if end else claim
         source = quote_from.get(good[0], "") if quote_from and lexical else ""
         quoted = _closest_sentence(terms, source, encoder, language, terms - question_terms) if source else None
@@ -217,13 +222,13 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
             continue
         if quoted is not None and not (copied and trigram_share(quoted, body) >= QUOTE_KEEP):
             # a paraphrase, or a copy of part of the source sentence (a condition or its subject left out)
-            body, end, good = f"« {quoted.rstrip(' .;:')} »", re.search(r".$", "."), good[:1]
+            body, end, good = f"« {quoted.rstrip(' .;:')} »", ".", good[:1]
             terms = encoder.terms(quoted, language)
-            if any(len(terms & t) >= REPEAT_OVERLAP * len(terms | t) for t in kept_terms):
+            if _repeats(terms, kept_terms):
                 result.dropped_sentences += 1  # two paraphrases of the same passage sentence: quote it once
                 continue
             result.quoted += 1
-        kept.append(f"{body} {''.join(f'[{n}]' for n in good)}{end.group(0) if end else ''}")
+        kept.append(f"{body} {''.join(f'[{n}]' for n in good)}{end}")
         kept_terms.append(terms)
         for n in good:
             if n not in result.cited:

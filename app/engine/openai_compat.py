@@ -66,8 +66,8 @@ def verified_block(answer: Answer, streamed: str) -> str:
     """The checked answer, when citation checks changed what was streamed (dropped, re-cited or quoted)."""
     if streamed.strip() == answer.answer.strip():
         return ""
-    label = "Réponse vérifiée" if answer.language == "fr" else "Verified answer"
-    return f"\n\n{label} : {answer.answer}" if answer.language == "fr" else f"\n\n{label}: {answer.answer}"
+    label = "Réponse vérifiée :" if answer.language == "fr" else "Verified answer:"
+    return f"\n\n{label} {answer.answer}"
 
 
 def _chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
