@@ -13,6 +13,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 DO_NOT_TRACK=1 ORT_DISABLE_TELEMETRY=1 HF
 
 log() { printf '\033[1m[install]\033[0m %s\n' "$*" >&2; }
 
+# The llama.cpp wheel is built for AVX2 (portable flags below): say so plainly on a CPU without it.
+if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] && ! grep -qw avx2 /proc/cpuinfo; then
+  log "error: this CPU lacks AVX2, which Vigie's llama.cpp build and test suite require (docs/testing.md)"
+  exit 3
+fi
+
 # Debian packages: libmagic (file type sniffing used by unstructured). Best effort when not root.
 if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1; then
   if [ "$(id -u)" = 0 ]; then
