@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from app.citations import CitationStreamFilter, tidy
@@ -49,6 +51,8 @@ class Citation:
     chunk_id: str
     text: str
     language: str = "fr"  # of the passage, detected at ingestion
+    doc_id: str = ""
+    doc_sha256: str = ""  # the document version the passage was read from
 
 
 @dataclass
@@ -73,16 +77,28 @@ class Answer:
     draft: str = ""  # the model's own text before citation checks (kept for the audit trail and evaluation)
     refusal_probability: float | None = None  # the model's probability of its refusal marker as first token
     timings: dict[str, float] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: f"ans-{uuid.uuid4().hex}")
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready answer; citations carry n, document, page, section, chunk_id, text, path and language."""
         return asdict(self)
 
+    def audit_fields(self) -> dict[str, Any]:
+        """What the audit trail records of this answer: what was retrieved and shown, and who produced it."""
+        return {"question": self.question, "retrieved": tuple(c.chunk_id for c in self.sources),
+                "retrieved_documents": tuple(dict.fromkeys(c.doc_id for c in self.sources)),
+                "cited": tuple(c.chunk_id for c in self.citations),
+                "cited_documents": tuple(dict.fromkeys(c.doc_id for c in self.citations)),
+                "answer": self.answer, "refusal_reason": self.refusal_reason, "model_sha256": self.model_sha256,
+                "prompt_version": self.prompt_version, "answer_id": self.id}
+
 
 def _citation(n: int, hit: SearchHit) -> Citation:
     c = hit.chunk
     return Citation(n=n, document=c.doc_title, path=c.doc_path, page=c.page_start, page_end=c.page_end,
-                    section=c.section_path, chunk_id=c.chunk_id, text=c.text, language=c.language)
+                    section=c.section_path, chunk_id=c.chunk_id, text=c.text, language=c.language, doc_id=c.doc_id,
+                    doc_sha256=c.doc_sha256)
 
 
 def citation_label(c: Citation) -> str:
@@ -108,16 +124,16 @@ class AnswerPipeline:
         self._drafts: OrderedDict[tuple[str, tuple[str, ...]], str] = OrderedDict()
         self._drafts_lock = threading.Lock()
 
-    def _remember_draft(self, shown: str, citations: list[Citation], draft: str) -> None:
+    def _remember_draft(self, owner: str, shown: str, citations: list[Citation], draft: str) -> None:
         with self._drafts_lock:
-            self._drafts[(shown.strip(), tuple(c.chunk_id for c in citations))] = draft
+            self._drafts[(owner, shown.strip(), tuple(c.chunk_id for c in citations))] = draft
             while len(self._drafts) > DRAFTS_KEPT:
                 self._drafts.popitem(last=False)
 
-    def _model_turn(self, shown: str, citations: list[Citation]) -> str:
-        """What the model wrote for an answer shown as `shown` over these same sources (else `shown`)."""
+    def _model_turn(self, owner: str, shown: str, citations: list[Citation]) -> str:
+        """What the model wrote for `owner`'s answer shown as `shown` over these same sources (else `shown`)."""
         with self._drafts_lock:
-            return self._drafts.get((shown.strip(), tuple(c.chunk_id for c in citations)), shown)
+            return self._drafts.get((owner, shown.strip(), tuple(c.chunk_id for c in citations)), shown)
 
     def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
         """Cross-language support for grounding (the embedder loads on first use)."""
@@ -150,7 +166,7 @@ class AnswerPipeline:
         return "\n\n".join(f"[{c.n}] {citation_label(c)}:\n{quote[0]}{c.text}{quote[1]}" for c in citations)
 
     def _messages(self, lang: str, citations: list[Citation], history: list[Turn],
-                  question: str) -> tuple[list[dict[str, str]], str]:
+                  question: str, owner: str = "") -> tuple[list[dict[str, str]], str]:
         """System rules, one-shot example, sources + first question, then the conversation so far."""
         system = load_prompt("answer-system", lang)
         user = load_prompt("answer-user", lang)
@@ -164,17 +180,20 @@ class AnswerPipeline:
         messages.append({"role": "user",
                          "content": user.render(sources=self._format_sources(citations, lang), question=first)})
         if history:
-            messages.append({"role": "assistant", "content": self._model_turn(history[0].answer, citations)})
+            messages.append({"role": "assistant", "content": self._model_turn(owner, history[0].answer, citations)})
             for turn in history[1:]:
                 messages += [{"role": "user", "content": turn.question},
-                             {"role": "assistant", "content": self._model_turn(turn.answer, citations)}]
+                             {"role": "assistant", "content": self._model_turn(owner, turn.answer, citations)}]
             messages.append({"role": "user", "content": question})
         return messages, f"{system.ref}+{user.ref}+{example.ref}"
 
     # ---- answering ----------------------------------------------------------------------------------------
     def stream(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None,
-               cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
-        """Events: `sources` (what the model will see), `token` (text), then `done` with the `Answer`."""
+               cancel: threading.Event | None = None, owner: str = "") -> Iterator[dict[str, Any]]:
+        """Events: `sources` (what the model will see), `token` (text), then `done` with the `Answer`.
+
+        `flt` is the asker's access filter (compiled into every retrieval); `owner` keeps their drafts apart.
+        """
         t0 = time.monotonic()
         history = list(history or [])
         lang = detect_language(question)
@@ -201,7 +220,7 @@ class AnswerPipeline:
         model = self._model_provider()
         fitted = self._fit(hits, model)
         citations = [_citation(n, h) for n, h in enumerate(fitted, start=1)]
-        messages, prompt_ref = self._messages(lang, citations, history, question)
+        messages, prompt_ref = self._messages(lang, citations, history, question, owner)
         yield {"type": "sources", "sources": [asdict(c) for c in citations], "prompt_version": prompt_ref}
 
         stats = GenerationStats()
@@ -248,7 +267,7 @@ class AnswerPipeline:
                                     streamed=streaming)
             return
         cited = [c for c in citations if c.n in grounded.cited]
-        self._remember_draft(grounded.text, citations, "".join(generated).strip())
+        self._remember_draft(owner, grounded.text, citations, "".join(generated).strip())
         answer = Answer(question=question, answer=grounded.text, citations=cited, refused=False, language=lang,
                         model=model.name, model_sha256=model.sha256, prompt_version=prompt_ref, sources=citations,
                         closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,

@@ -13,21 +13,47 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
-from rich.console import Console
 
-from app.engine_client import EngineClient
+from app.cli_admin import audit_app, docs_app, err, out, users_app
+from app.engine.state import open_accounts, open_audit
+from app.engine_client import EngineClient, error_detail
+from app.principal import Principal
 from app.progress import RichIngestProgress
-from index.models import AccessLabel, SearchFilter
+from index.models import AccessLabel
 from index.settings import VigieSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigie: sovereign document assistant.")
-err = Console(stderr=True)
-out = Console()
+app.add_typer(users_app, name="users")
+app.add_typer(docs_app, name="docs")
+app.add_typer(audit_app, name="audit")
+SHELL = "local-shell"
+UserOption = Annotated[str | None, typer.Option("--user", help="Act with exactly this user's rights (audited).")]
 
 
 def _settings() -> VigieSettings:
     return VigieSettings()
+
+
+def _principal(settings: VigieSettings, user: str | None) -> Principal:
+    """The local administrator of this shell, or the named user's rights when --user is given."""
+    if not user:
+        return Principal.local_admin()
+    accounts = open_accounts(settings)
+    try:
+        found = accounts.get(user.strip().lower())
+    finally:
+        accounts.close()
+    if found is None or found.disabled:
+        err.print(f"[red]error:[/red] --user {user}: no such enabled user")
+        raise typer.Exit(2)
+    return Principal.of(found, via=SHELL, acting_as_admin=True)
+
+
+def _engine_error(exc: httpx.HTTPStatusError) -> typer.Exit:
+    err.print(f"[red]error:[/red] the engine refused the request ({exc.response.status_code}): {error_detail(exc)}")
+    return typer.Exit(2 if exc.response.status_code in {401, 403, 404, 422} else 3)
 
 
 def _open_index(settings: VigieSettings):
@@ -58,8 +84,12 @@ def ingest(
     sync: Annotated[bool, typer.Option("--sync", help="Remove documents whose file disappeared from a folder.")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    user: UserOption = None,
 ) -> None:
-    """Parse, chunk, embed and index documents; unchanged files are skipped."""
+    """Parse, chunk, embed and index documents; unchanged files are skipped.
+
+    Labels: these flags, refined by a `.vigie.toml` in a folder (files below it) or a sidecar `FILE.vigie.toml`.
+    """
     from ingest.pipeline import run_ingest
 
     try:
@@ -71,11 +101,16 @@ def ingest(
     if missing:
         raise typer.BadParameter(f"no such file or folder: {', '.join(missing)}")
     settings = _settings()
+    principal = _principal(settings, user)
     progress = RichIngestProgress(err) if (err.is_terminal and not as_json) else None
-    engine = EngineClient.if_running(settings)
+    engine = EngineClient.if_running(settings, act_as=user)
     if engine is not None:  # the engine owns the index: send it the job and follow its progress
-        report = _ingest_via_engine(engine, paths, access, sync, progress)
+        try:
+            report = _ingest_via_engine(engine, paths, access, sync, progress)
+        except httpx.HTTPStatusError as exc:
+            raise _engine_error(exc) from exc
     else:
+        _check_local_ingest(settings, principal, paths)
         index = _open_index(settings)
         try:
             report = run_ingest(paths, index, access=access, sync=sync, progress=progress).to_json()
@@ -83,11 +118,32 @@ def ingest(
             if progress:
                 progress.stop()
             index.close()
+        open_audit(settings).append(principal.event("ingest", "ok", SHELL, detail={
+            "paths": [str(p.resolve()) for p in paths], "classification": access.classification,
+            "groups": list(access.groups), "collection": access.collection, "indexed": report["indexed"],
+            "failed": len(report["failed"])}))
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         _print_report(report)
     raise typer.Exit(1 if report["failed"] else 0)
+
+
+def _check_local_ingest(settings: VigieSettings, principal: Principal, paths: list[Path]) -> None:
+    """With --user, the shell has exactly that user's rights: admins only, below the ingest roots."""
+    if principal.unrestricted:
+        return
+    if not principal.is_admin:
+        open_audit(settings).append(principal.event("ingest", "denied", SHELL, detail={"reason": "not an admin"}))
+        err.print(f"[red]error:[/red] user {principal.name} ({principal.role}) may not ingest: admins only")
+        raise typer.Exit(2)
+    roots = settings.resolved_ingest_roots
+    for p in paths:
+        target = p.resolve()
+        if not any(target == r or target.is_relative_to(r) for r in roots):
+            err.print(f"[red]error:[/red] {p} is outside the folders user {principal.name} may ingest from "
+                      "(VIGIE_INGEST_ROOTS)")
+            raise typer.Exit(2)
 
 
 def _ingest_via_engine(engine: EngineClient, paths: list[Path], access: AccessLabel, sync: bool,
@@ -135,24 +191,34 @@ def search(
     mode: Annotated[str, typer.Option(help="hybrid, dense or sparse.")] = "hybrid",
     collection: Annotated[list[str] | None, typer.Option(help="Restrict to these collections.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
+    user: UserOption = None,
 ) -> None:
-    """Hybrid search (dense + BM25, fused by RRF) over the index."""
+    """Hybrid search (dense + BM25, fused by RRF) over the documents the caller may see."""
     if mode not in {"hybrid", "dense", "sparse"}:
         raise typer.BadParameter("mode must be hybrid, dense or sparse")
     if k < 1 or k > 100:
         raise typer.BadParameter("--k must be between 1 and 100")
     settings = _settings()
-    engine = EngineClient.if_running(settings)
+    principal = _principal(settings, user)
+    engine = EngineClient.if_running(settings, act_as=user)
     if engine is not None:
-        hits = engine.search(query, k, mode, list(collection or ()))["hits"]
-        engine.close()
+        try:
+            hits = engine.search(query, k, mode, list(collection or ()))["hits"]
+        except httpx.HTTPStatusError as exc:
+            raise _engine_error(exc) from exc
+        finally:
+            engine.close()
     else:
         index = _open_index(settings)
         try:
-            found = index.search(query, k=k, flt=SearchFilter(collections=tuple(collection or ())), mode=mode)
+            flt = principal.reader.search_filter(collections=collection or ())
+            found = index.search(query, k=k, flt=flt, mode=mode)  # type: ignore[arg-type]
             hits = [h.to_dict() for h in found]
         finally:
             index.close()
+        open_audit(settings).append(principal.event(
+            "search", "ok", SHELL, question=query, retrieved=tuple(h.chunk.chunk_id for h in found),
+            retrieved_documents=tuple(dict.fromkeys(h.chunk.doc_id for h in found)), detail={"mode": mode, "k": k}))
     if as_json:
         print(json.dumps({"query": query, "hits": hits}, ensure_ascii=False))
         return
@@ -174,10 +240,12 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="Question in French or English.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print answer, citations and metadata as JSON.")] = False,
+    user: UserOption = None,
 ) -> None:
-    """Answer from the indexed documents, every claim cited [n], or say the documents do not answer."""
+    """Answer from the documents the caller may see, every claim cited [n], or say they do not answer."""
     settings = _settings()
-    engine = EngineClient.if_running(settings)
+    principal = _principal(settings, user)
+    engine = EngineClient.if_running(settings, act_as=user)
     if engine is not None:
         events = engine.ask(question)
     else:
@@ -192,10 +260,30 @@ def ask(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(3) from exc
         pipeline = AnswerPipeline(index, lambda: model)
-        events = ({**e, "answer": e["answer"].to_dict()} if e["type"] == "done" else e
-                  for e in pipeline.stream(question))
+        trail = open_audit(settings)
+
+        def audited(event: dict) -> dict:
+            if event["type"] != "done":
+                return event
+            trail.append(principal.event("ask", "refused" if event["answer"].refused else "ok", SHELL,
+                                         **event["answer"].audit_fields()))
+            return {**event, "answer": event["answer"].to_dict()}
+
+        events = (audited(e) for e in pipeline.stream(question, flt=principal.reader.search_filter(),
+                                                      owner=principal.name))
     answer = None
     streamed = []
+    try:
+        answer, streamed = _follow(events, as_json)
+    except httpx.HTTPStatusError as exc:
+        raise _engine_error(exc) from exc
+    if answer is None:
+        raise typer.Exit(3)
+    _print_answer(answer, streamed, as_json)
+
+
+def _follow(events, as_json: bool) -> tuple[dict | None, list[str]]:
+    answer, streamed = None, []
     for event in events:
         if event["type"] == "token" and not as_json:
             streamed.append(event["text"])
@@ -205,12 +293,14 @@ def ask(
         elif event["type"] == "error":
             err.print(f"[red]error:[/red] {event['error']}")
             raise typer.Exit(3)
-    if answer is None:
-        raise typer.Exit(3)
+    return answer, streamed
+
+
+def _print_answer(answer: dict, streamed: list[str], as_json: bool) -> None:
     if as_json:
-        keys = ("answer", "citations", "refused", "refusal_reason", "model", "model_sha256", "prompt_version",
-                "language", "closest_documents", "removed_markers", "dropped_citations", "dropped_sentences",
-                "draft", "refusal_probability", "timings")
+        keys = ("id", "created_at", "question", "answer", "citations", "sources", "refused", "refusal_reason",
+                "model", "model_sha256", "prompt_version", "language", "closest_documents", "removed_markers",
+                "dropped_citations", "dropped_sentences", "draft", "refusal_probability", "timings")
         print(json.dumps({k: answer[k] for k in keys}, ensure_ascii=False))
         return
     out.print()
@@ -228,6 +318,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8765).")] = None,
 ) -> None:
     """Run the engine: one process owning the index, the embedder and the model, with an HTTP API."""
+    from app.engine.server import UnsafeBind, check_bind
     from app.engine.server import serve as run_server
     from app.engine.state import EngineState
     from app.llm import ModelIntegrityError
@@ -237,6 +328,14 @@ def serve(
         settings.engine_host = host
     if port:
         settings.engine_port = port
+    accounts = open_accounts(settings)
+    try:
+        check_bind(settings, accounts, settings.engine_host)
+    except UnsafeBind as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        accounts.close()
     try:
         state = EngineState.build(settings)
     except ModelIntegrityError as exc:

@@ -20,6 +20,7 @@ from qdrant_edge import (
     HnswIndexConfig,
     IsEmptyCondition,
     MatchAny,
+    MatchExcept,
     MatchValue,
     Modifier,
     PayloadSchemaType,
@@ -33,6 +34,7 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
+from index.filter_spec import AnyOf, AtMost, Condition, IsEmpty, OutsideOf, filter_spec
 from index.locking import FolderLock
 from index.models import SearchFilter
 from index.sparse import SparseVectorData
@@ -49,26 +51,26 @@ from index.store import (
 log = logging.getLogger(__name__)
 
 
-def compile_filter(flt: SearchFilter, doc_id: str | None = None, doc_sha256: str | None = None) -> Filter | None:
-    """SearchFilter -> qdrant-edge Filter (None when nothing restricts)."""
-    must: list[Any] = []
-    if flt.collections:
-        must.append(FieldCondition(key="collection", match=MatchAny(any=list(flt.collections))))
-    if flt.max_classification_rank is not None:
-        must.append(FieldCondition(key="classification_rank",
-                                   range=RangeFloat(lte=float(flt.max_classification_rank))))
-    if flt.groups is not None:
-        should: list[Any] = [IsEmptyCondition(key="groups")]
-        if flt.groups:
-            should.append(FieldCondition(key="groups", match=MatchAny(any=list(flt.groups))))
-        must.append(Filter(should=should))
-    if flt.doc_ids:
-        must.append(FieldCondition(key="doc_id", match=MatchAny(any=list(flt.doc_ids))))
-    if doc_id is not None:
-        must.append(FieldCondition(key="doc_id", match=MatchValue(value=doc_id)))
-    if doc_sha256 is not None:
-        must.append(FieldCondition(key="doc_sha256", match=MatchValue(value=doc_sha256)))
-    return Filter(must=must) if must else None
+def _condition(c: Condition) -> Any:
+    if isinstance(c, AnyOf):
+        return FieldCondition(key=c.key, match=MatchAny(any=list(c.values)))
+    if isinstance(c, OutsideOf):
+        return FieldCondition(key=c.key, match=MatchExcept(list(c.values)))
+    if isinstance(c, AtMost):
+        return FieldCondition(key=c.key, range=RangeFloat(lte=c.value))
+    if isinstance(c, IsEmpty):
+        return IsEmptyCondition(key=c.key)
+    return FieldCondition(key=c.key, match=MatchValue(value=c.value))
+
+
+def compile_filter(flt: SearchFilter, doc_id: str | None = None, doc_sha256: str | None = None,
+                   keep_sha256: str | None = None) -> Filter | None:
+    """SearchFilter -> qdrant-edge Filter through the shared spec (None when nothing restricts)."""
+    spec = filter_spec(flt, doc_id=doc_id, doc_sha256=doc_sha256, keep_sha256=keep_sha256)
+    if not spec:
+        return None
+    return Filter(must=[_condition(c) for c in spec.must] or None,
+                  must_not=[_condition(c) for c in spec.must_not] or None)
 
 
 class EdgeStore:
@@ -139,11 +141,8 @@ class EdgeStore:
     def delete(self, doc_id: str, doc_sha256: str | None = None, keep_sha256: str | None = None) -> None:
         if self._shard is None:
             return
-        flt = compile_filter(SearchFilter(), doc_id=doc_id, doc_sha256=doc_sha256)
+        flt = compile_filter(SearchFilter(), doc_id=doc_id, doc_sha256=doc_sha256, keep_sha256=keep_sha256)
         assert flt is not None
-        if keep_sha256 is not None:
-            flt = Filter(must=flt.must,
-                         must_not=[FieldCondition(key="doc_sha256", match=MatchValue(value=keep_sha256))])
         self._shard.update(UpdateOperation.delete_points_by_filter(flt))
 
     def count(self, doc_id: str | None = None, doc_sha256: str | None = None) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
+from index.filter_spec import AnyOf, AtMost, Condition, IsEmpty, OutsideOf, filter_spec
 from index.models import SearchFilter
 from index.sparse import SparseVectorData
 from index.store import (
@@ -23,27 +24,26 @@ from index.store import (
 log = logging.getLogger(__name__)
 
 
-def compile_filter(flt: SearchFilter, doc_id: str | None = None,
-                   doc_sha256: str | None = None) -> models.Filter | None:
-    """SearchFilter -> qdrant-client Filter; mirrors `index.edge_store.compile_filter` condition by condition."""
-    must: list[Any] = []
-    if flt.collections:
-        must.append(models.FieldCondition(key="collection", match=models.MatchAny(any=list(flt.collections))))
-    if flt.max_classification_rank is not None:
-        must.append(models.FieldCondition(key="classification_rank",
-                                          range=models.Range(lte=float(flt.max_classification_rank))))
-    if flt.groups is not None:
-        should: list[Any] = [models.IsEmptyCondition(is_empty=models.PayloadField(key="groups"))]
-        if flt.groups:
-            should.append(models.FieldCondition(key="groups", match=models.MatchAny(any=list(flt.groups))))
-        must.append(models.Filter(should=should))
-    if flt.doc_ids:
-        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(flt.doc_ids))))
-    if doc_id is not None:
-        must.append(models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id)))
-    if doc_sha256 is not None:
-        must.append(models.FieldCondition(key="doc_sha256", match=models.MatchValue(value=doc_sha256)))
-    return models.Filter(must=must) if must else None
+def _condition(c: Condition) -> Any:
+    if isinstance(c, AnyOf):
+        return models.FieldCondition(key=c.key, match=models.MatchAny(any=list(c.values)))
+    if isinstance(c, OutsideOf):
+        return models.FieldCondition(key=c.key, match=models.MatchExcept(**{"except": list(c.values)}))
+    if isinstance(c, AtMost):
+        return models.FieldCondition(key=c.key, range=models.Range(lte=c.value))
+    if isinstance(c, IsEmpty):
+        return models.IsEmptyCondition(is_empty=models.PayloadField(key=c.key))
+    return models.FieldCondition(key=c.key, match=models.MatchValue(value=c.value))
+
+
+def compile_filter(flt: SearchFilter, doc_id: str | None = None, doc_sha256: str | None = None,
+                   keep_sha256: str | None = None) -> models.Filter | None:
+    """SearchFilter -> qdrant-client Filter through the shared spec (None when nothing restricts)."""
+    spec = filter_spec(flt, doc_id=doc_id, doc_sha256=doc_sha256, keep_sha256=keep_sha256)
+    if not spec:
+        return None
+    return models.Filter(must=[_condition(c) for c in spec.must] or None,
+                         must_not=[_condition(c) for c in spec.must_not] or None)
 
 
 class ServerStore:
@@ -106,10 +106,8 @@ class ServerStore:
     def delete(self, doc_id: str, doc_sha256: str | None = None, keep_sha256: str | None = None) -> None:
         if not self._exists():
             return
-        flt = compile_filter(SearchFilter(), doc_id=doc_id, doc_sha256=doc_sha256)
+        flt = compile_filter(SearchFilter(), doc_id=doc_id, doc_sha256=doc_sha256, keep_sha256=keep_sha256)
         assert flt is not None
-        if keep_sha256 is not None:
-            flt.must_not = [models.FieldCondition(key="doc_sha256", match=models.MatchValue(value=keep_sha256))]
         self.client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
 
     def count(self, doc_id: str | None = None, doc_sha256: str | None = None) -> int:

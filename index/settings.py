@@ -101,7 +101,19 @@ class VigieSettings(BaseSettings):
     # Engine (one long-running process owning index, embedder and model).
     engine_host: str = "127.0.0.1"
     engine_port: int = 8765
-    engine_token: SecretStr | None = Field(None, description="Bearer token required by the engine when set.")
+    generation_queue_limit: int = Field(16, ge=1, description="Questions waiting for the model; more get 'busy'.")
+    job_history: int = Field(200, ge=1, description="Finished ingestion jobs kept for their status.")
+
+    # Identities, access and audit.
+    session_ttl_hours: float = Field(8.0, gt=0, description="Lifetime of a log-in session token.")
+    max_login_failures: int = Field(5, ge=1, description="Consecutive failures that lock an account.")
+    lockout_s: float = Field(900.0, ge=0, description="How long a locked account stays locked.")
+    trusted_user_header: str | None = Field(None, description="Header a reverse proxy sets to the user name "
+                                            "(identity-provider sites); the engine then listens on loopback only.")
+    ingest_roots: str = Field("", description="Folders (separated by ':' or ',') the engine may ingest from; "
+                              "empty: the upload folder only. The local administrator's shell is not bound.")
+    audit_record_answers: bool = Field(True, description="Keep answer texts in the audit trail (else their hash).")
+    max_upload_mb: float = Field(200.0, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -138,6 +150,33 @@ class VigieSettings(BaseSettings):
     @property
     def engine_url(self) -> str:
         return f"http://{self.engine_host}:{self.engine_port}"
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.home / "accounts.sqlite3"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.home / "audit"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def local_credential_path(self) -> Path:
+        """Written by the running engine (mode 0600): the shell's local administrator credential."""
+        return self.home / "engine.credential"
+
+    @property
+    def resolved_ingest_roots(self) -> list[Path]:
+        """Resolved folders the engine's /ingest may read below (the upload folder always)."""
+        parts = [p.strip() for chunk in self.ingest_roots.split(",") for p in chunk.split(":")]
+        return [self.uploads_dir.resolve(), *(Path(p).expanduser().resolve() for p in parts if p)]
 
     @property
     def catalog_path(self) -> Path:

@@ -20,6 +20,7 @@ FORMATS: dict[str, str] = {
     ".txt": "txt",
     ".eml": "eml",
 }
+LABEL_SUFFIX = ".vigie.toml"  # access labels beside the documents (ingest.labels), never ingested themselves
 _ZIP_FORMATS = {"docx": "word/", "pptx": "ppt/", "xlsx": "xl/"}
 
 
@@ -63,7 +64,8 @@ def file_sha256(path: Path) -> str:
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """Files to ingest under the given files/folders (sorted, hidden files skipped) and the folders walked."""
+    """Files to ingest under the given files/folders (sorted; hidden files and `*.vigie.toml` label files
+    skipped) and the folders walked."""
     files: list[Path] = []
     folders: list[Path] = []
     for root in paths:
@@ -72,7 +74,8 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
             folders.append(root)
             files.extend(
                 p for p in sorted(root.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                if p.is_file() and not p.name.endswith(LABEL_SUFFIX)
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
             )
         elif root.is_file():
             files.append(root)

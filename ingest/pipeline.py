@@ -16,6 +16,7 @@ from index.models import AccessLabel, Chunk, document_id
 from index.sparse import detect_language
 from ingest.chunking import chunk_elements
 from ingest.files import UnsupportedFile, detect_format, discover, file_sha256
+from ingest.labels import LabelError, label_for
 from ingest.worker import ParseOutcome, ParserWorker
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,13 @@ class _Pending:
     fmt: str
     sha256: str
     doc_id: str
+    access: AccessLabel
+
+
+def _root_of(path: Path, folders: list[Path]) -> Path | None:
+    """The deepest walked folder holding `path` (label files apply from there down)."""
+    holding = [f for f in folders if path.is_relative_to(f)]
+    return max(holding, key=lambda f: len(f.parts)) if holding else None
 
 
 def _make_chunks(pending: _Pending, outcome: ParseOutcome, access: AccessLabel, settings: Any,
@@ -115,20 +123,21 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
                 raise UnsupportedFile(f"file too large: {size_mb:.0f} MB > limit {settings.max_file_mb:.0f} MB")
             fmt = detect_format(path)
             digest = file_sha256(path)
-        except (UnsupportedFile, OSError) as exc:
+            label = label_for(path, access, _root_of(path, folders))
+        except (UnsupportedFile, LabelError, OSError) as exc:
             report.failed.append(FileFailure(str(path), str(exc)))
             progress.file_done(path, "failed", 0, 0)
             continue
         doc_id = document_id(access.collection, str(path))
         record = index.catalog.get(doc_id)
         if record is not None and record.sha256 == digest and record.pending_sha256 is None:
-            if (record.classification, record.groups) != (access.classification, access.groups):
-                index.relabel_document(doc_id, access)
+            if (record.classification, record.groups) != (label.classification, label.groups):
+                index.relabel_document(doc_id, label)
                 report.relabelled += 1
             report.unchanged += 1
             progress.file_done(path, "unchanged", 0, 0)
             continue
-        to_parse.append(_Pending(path, fmt, digest, doc_id))
+        to_parse.append(_Pending(path, fmt, digest, doc_id, label))
 
     wrote = False
     worker = ParserWorker(settings.parse_timeout_s, settings.parse_memory_mb)
@@ -144,7 +153,7 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
                 report.failed.append(FileFailure(str(pending.path), outcome.error))
                 progress.file_done(pending.path, "failed", 0, 0)
                 continue
-            title, chunks = _make_chunks(pending, outcome, access, settings, ingested_at)
+            title, chunks = _make_chunks(pending, outcome, pending.access, settings, ingested_at)
             if not chunks:
                 report.failed.append(FileFailure(str(pending.path), "no text extracted"))
                 progress.file_done(pending.path, "failed", 0, 0)
@@ -155,7 +164,7 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
             pages = outcome.document.pages if outcome.document else None
             report.chunks_deleted += index.replace_document(
                 DocumentVersion(pending.doc_id, str(pending.path), title, pending.fmt, pending.sha256, pages,
-                                access), points)
+                                pending.access), points)
             report.embed_seconds += t1 - t0
             report.index_seconds += time.monotonic() - t1
             wrote = True

@@ -25,10 +25,15 @@ class Ticket:
     started: threading.Event = field(default_factory=threading.Event)
 
 
+class QueueFull(RuntimeError):
+    """Too many questions are waiting for the model: the client should retry later."""
+
+
 class GenerationQueue:
     """A single worker thread runs tickets in order; `position` says how many are ahead (0 = running)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
         self._waiting: list[Ticket] = []
         self._lock = threading.Condition()
         self._running: Ticket | None = None
@@ -39,6 +44,8 @@ class GenerationQueue:
     def submit(self, run: Callable[[threading.Event], Iterator[dict[str, Any]]]) -> Ticket:
         ticket = Ticket(run)
         with self._lock:
+            if len(self._waiting) >= self.limit:
+                raise QueueFull(f"the model is busy ({len(self._waiting)} questions waiting): retry in a moment")
             self._waiting.append(ticket)
             self._lock.notify()
         return ticket

@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class IngestJob:
     paths: list[str]
     access: AccessLabel
     sync: bool
+    owner: str = ""
     status: str = "queued"  # queued, running, done, failed
     total_files: int = 0
     done_files: int = 0
@@ -44,7 +46,9 @@ class IngestJob:
         self.current = f"{status}: {path.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "paths": self.paths, "total_files": self.total_files,
+        return {"id": self.id, "status": self.status, "owner": self.owner, "paths": self.paths,
+                "classification": self.access.classification, "groups": list(self.access.groups),
+                "collection": self.access.collection, "total_files": self.total_files,
                 "done_files": self.done_files, "pages": self.pages, "chunks": self.chunks, "current": self.current,
                 "report": self.report, "error": self.error}
 
@@ -52,21 +56,34 @@ class IngestJob:
 class IngestJobs:
     """A FIFO of ingestion jobs executed by one background thread against the engine's index."""
 
-    def __init__(self, index: DocumentIndex) -> None:
+    def __init__(self, index: DocumentIndex, history: int = 200,
+                 on_finish: Callable[[IngestJob], None] | None = None) -> None:
         self.index = index
+        self.history = history
+        self._on_finish = on_finish
         self._jobs: dict[str, IngestJob] = {}
         self._queue: queue.Queue[IngestJob] = queue.Queue()
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
         threading.Thread(target=self._work, name="vigie-ingest", daemon=True).start()
 
-    def submit(self, paths: list[str], access: AccessLabel, sync: bool) -> IngestJob:
-        job = IngestJob(id=f"job-{next(self._ids)}", paths=paths, access=access, sync=sync)
-        self._jobs[job.id] = job
+    def submit(self, paths: list[str], access: AccessLabel, sync: bool, owner: str = "") -> IngestJob:
+        job = IngestJob(id=f"job-{next(self._ids)}", paths=paths, access=access, sync=sync, owner=owner)
+        with self._lock:
+            self._jobs[job.id] = job
+            finished = [j for j in self._jobs.values() if j.status in {"done", "failed"}]
+            for old in finished[: max(0, len(finished) - self.history)]:  # bounded history, oldest first
+                del self._jobs[old.id]
         self._queue.put(job)
         return job
 
     def get(self, job_id: str) -> IngestJob | None:
-        return self._jobs.get(job_id)
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[IngestJob]:
+        with self._lock:
+            return list(self._jobs.values())
 
     def _work(self) -> None:
         while True:
@@ -81,3 +98,8 @@ class IngestJobs:
                 log.exception("ingest job %s failed", job.id)
                 job.error = f"{type(exc).__name__}: {exc}"
                 job.status = "failed"
+            if self._on_finish is not None:
+                try:
+                    self._on_finish(job)
+                except Exception:  # the audit failing must not stop the ingestion thread
+                    log.exception("recording the end of ingest job %s failed", job.id)

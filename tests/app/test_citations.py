@@ -30,7 +30,7 @@ def test_streaming_equals_batch(text: str, chunk: int, n_sources: int) -> None:
 
 def test_openai_stream_ends_with_the_verified_answer_when_checks_changed_it() -> None:
     from app.answer import Answer
-    from app.engine.openai_compat import verified_block
+    from app.engine.routes.openai import verified_block
 
     answer = Answer(question="q", answer="« La durée est de trente jours » [1].", citations=[], refused=False,
                     language="fr", model="m", model_sha256="s", prompt_version="p")

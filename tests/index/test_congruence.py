@@ -24,6 +24,7 @@ FILTERS = [
     SearchFilter(),
     SearchFilter(collections=("code",)),
     SearchFilter(groups=("cyber",)),
+    SearchFilter(groups=("cyber", "terre")),
     SearchFilter(groups=()),
     SearchFilter(max_classification_rank=0),
 ]
@@ -45,6 +46,8 @@ def both(embedder, tmp_path_factory, fixture_docs):
         run_ingest([files[0]], idx, access=AccessLabel(collection="code"))
         run_ingest([files[1]], idx, access=AccessLabel(collection="notes", classification="DR", groups=("cyber",)))
         run_ingest([fixture_docs["doctrine.md"]], idx, access=AccessLabel(collection="notes", groups=("terre",)))
+        run_ingest([fixture_docs["memo-utf8.txt"]], idx,
+                   access=AccessLabel(collection="notes", groups=("cyber", "terre")))
         indexes.append(idx)
     yield indexes
     for idx in indexes:
@@ -69,7 +72,7 @@ def test_same_points_in_both_backends(both):
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
-@pytest.mark.parametrize("flt", FILTERS, ids=["none", "collection", "groups", "public-only", "NP"])
+@pytest.mark.parametrize("flt", FILTERS, ids=["none", "collection", "cyber", "cyber+terre", "no-groups", "NP"])
 def test_same_hits_in_both_backends(both, mode, flt):
     edge, client = both
     for query in QUERIES:
@@ -84,16 +87,36 @@ def test_same_hits_in_both_backends(both, mode, flt):
         assert ga[-1][0] == pytest.approx(gb[-1][0], rel=1e-4)  # the cut-off group may hold other tied ids
 
 
+def test_groups_are_compartments_on_both_backends(both):
+    """A reader sees a chunk only when they hold every group it carries (Qdrant's `except` under must_not)."""
+    for idx in both:
+        def groups_seen(flt: SearchFilter, idx: DocumentIndex = idx) -> set[tuple[str, ...]]:
+            return {h.chunk.access.groups for q in [*QUERIES, "mémo"] for h in idx.search(q, k=30, flt=flt)}
+
+        assert groups_seen(SearchFilter(groups=())) == {()}
+        assert groups_seen(SearchFilter(groups=("cyber",))) == {(), ("cyber",)}
+        assert groups_seen(SearchFilter(groups=("terre",))) == {(), ("terre",)}
+        assert groups_seen(SearchFilter(groups=("cyber", "terre"))) == {(), ("cyber",), ("terre",), ("cyber", "terre")}
+        assert groups_seen(SearchFilter(groups=("autre",))) == {()}
+
+
 def test_filters_really_restrict(both):
     edge, _ = both
     assert {h.chunk.access.collection for h in edge.search("défense", k=20, flt=FILTERS[1])} == {"code"}
-    cyber = edge.search("classification", k=50, flt=SearchFilter(groups=("cyber",)))
-    assert all(not h.chunk.access.groups or "cyber" in h.chunk.access.groups for h in cyber)
-    assert any("cyber" in h.chunk.access.groups for h in cyber)
-    public = edge.search("classification", k=50, flt=SearchFilter(groups=()))
-    assert public and all(not h.chunk.access.groups for h in public)
     np_only = edge.search("classification", k=50, flt=SearchFilter(max_classification_rank=0))
-    assert all(h.chunk.access.classification == "NP" for h in np_only)
+    assert np_only and all(h.chunk.access.classification == "NP" for h in np_only)
+
+
+def test_a_chunk_without_a_readable_level_is_seen_by_no_restricted_reader(both):
+    for idx in both:
+        record = next(r for r in idx.catalog.all() if r.path.endswith("doctrine.md"))
+        idx.store.set_payload(record.doc_id, {"classification_rank": None})
+        try:
+            seen = idx.search("doctrine", k=100, flt=SearchFilter(max_classification_rank=3, groups=("terre",)))
+            assert record.doc_id not in {h.chunk.doc_id for h in seen}
+            assert record.doc_id in {h.chunk.doc_id for h in idx.search("doctrine", k=100)}  # unrestricted
+        finally:
+            idx.store.set_payload(record.doc_id, {"classification_rank": 0})
 
 
 def test_delete_and_replace_agree(both, fixture_docs):

@@ -12,12 +12,17 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from app.answer import Answer, Turn, citation_label
-from index.models import SearchFilter
+from app.audit import AuditWriteError
+from app.engine.bridge import stream_ticket
+from app.engine.deps import client_of, get_principal, get_state
+from app.engine.routes.answers import record_answer, submit_question
+from app.engine.state import EngineState
+from app.principal import Principal
 
 router = APIRouter(prefix="/v1")
 MODEL_ID = "vigie"
@@ -77,24 +82,30 @@ def _chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = N
 
 
 @router.get("/models")
-def models() -> dict[str, Any]:
+def models(principal: Principal = Depends(get_principal)) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "vigie"}]}
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(req: ChatRequest, request: Request) -> Any:
-    from app.engine.server import stream_ticket
-
-    state = request.app.state.engine
+async def chat_completions(req: ChatRequest, request: Request, principal: Principal = Depends(get_principal),
+                           state: EngineState = Depends(get_state)) -> Any:
     question, history = _conversation(req.messages)
-    ticket = state.generation.submit(lambda cancel: state.pipeline.stream(question, history, SearchFilter(), cancel))
+    ticket = submit_question(state, principal, question, history, [])
+    client = client_of(request)
+
+    def audited(answer: Answer) -> None:
+        record_answer(state, principal, client, answer, route="/v1/chat/completions")
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
     if not req.stream:
         answer: Answer | None = None
-        async for event in stream_ticket(state, ticket, request):
+        async for event in stream_ticket(state.generation, ticket, request):
             if event["type"] == "done":
                 answer = event["answer"]
+                try:
+                    audited(answer)
+                except AuditWriteError as exc:
+                    raise HTTPException(503, "the audit trail cannot be written; answer withheld") from exc
             elif event["type"] == "error":
                 raise HTTPException(500, event["error"])
         if answer is None:
@@ -110,12 +121,18 @@ async def chat_completions(req: ChatRequest, request: Request) -> Any:
     async def events() -> AsyncIterator[bytes]:
         yield _chunk(cid, created, {"role": "assistant", "content": ""})
         streamed: list[str] = []
-        async for event in stream_ticket(state, ticket, request):
+        async for event in stream_ticket(state.generation, ticket, request):
             if event["type"] == "token":
                 streamed.append(event["text"])
                 yield _chunk(cid, created, {"content": event["text"]})
             elif event["type"] == "done":
                 answer = event["answer"]
+                try:
+                    audited(answer)
+                except AuditWriteError:
+                    yield _chunk(cid, created, {"content": "\n[error: the audit trail cannot be written]"},
+                                 finish="stop")
+                    continue
                 yield _chunk(cid, created, {"content": verified_block(answer, "".join(streamed))
                                             + sources_block(answer)}, finish="stop")
             elif event["type"] == "error":
