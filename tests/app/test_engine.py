@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
 from tests.model_paths import MODELS_DIR as MODELS  # noqa: E402
 
+PASSWORD = "mot-de-passe-de-test"
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -43,6 +45,10 @@ def engine(tmp_path_factory, fixture_docs):
     ingest = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(corpus), "--json"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert ingest.returncode == 0, ingest.stderr
+    added = subprocess.run([sys.executable, "-m", "app.cli", "users", "add", "analyste", "--clearance", "TS",
+                            "--password-stdin"], input=f"{PASSWORD}\n", cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -55,15 +61,19 @@ def engine(tmp_path_factory, fixture_docs):
     else:
         proc.kill()
         pytest.fail(f"engine did not start: {proc.communicate()[1][-2000:]}")
-    yield {"url": url, "env": env, "home": home, "docs": fixture_docs}
+    login = httpx.post(f"{url}/auth/login", json={"username": "analyste", "password": PASSWORD}, timeout=30)
+    assert login.status_code == 200, login.text
+    token = login.json()["token"]
+    yield {"url": url, "env": env, "home": home, "docs": fixture_docs, "token": token,
+           "headers": {"Authorization": f"Bearer {token}"}}
     proc.terminate()
     proc.wait(30)
 
 
-def _ask(url: str, question: str, history: list | None = None) -> tuple[list[dict], dict]:
+def _ask(engine: dict, question: str, history: list | None = None) -> tuple[list[dict], dict]:
     events = []
-    with httpx.stream("POST", f"{url}/ask", json={"question": question, "history": history or []},
-                      timeout=600) as response:
+    with httpx.stream("POST", f"{engine['url']}/ask", json={"question": question, "history": history or []},
+                      headers=engine["headers"], timeout=600) as response:
         response.raise_for_status()
         events = [json.loads(line) for line in response.iter_lines() if line.strip()]
     done = next(e for e in events if e["type"] == "done")["answer"]
@@ -71,7 +81,7 @@ def _ask(url: str, question: str, history: list | None = None) -> tuple[list[dic
 
 
 def test_french_answer_is_streamed_and_cited(engine):
-    events, answer = _ask(engine["url"], "Qui préside le conseil de défense et de sécurité nationale ?")
+    events, answer = _ask(engine, "Qui préside le conseil de défense et de sécurité nationale ?")
     assert [e for e in events if e["type"] == "token"], "no streamed tokens"
     assert not answer["refused"] and answer["language"] == "fr"
     assert "Président de la République" in answer["answer"]
@@ -90,7 +100,7 @@ def test_french_answer_is_streamed_and_cited(engine):
 
 
 def test_english_question_gets_an_english_cited_answer(engine):
-    _, answer = _ask(engine["url"], "Which classification levels does France use for protected information?")
+    _, answer = _ask(engine, "Which classification levels does France use for protected information?")
     assert not answer["refused"] and answer["language"] == "en"
     assert "Secret" in answer["answer"] and answer["citations"]
     assert all(c["document"].startswith("Information security") for c in answer["citations"])
@@ -98,7 +108,7 @@ def test_english_question_gets_an_english_cited_answer(engine):
 
 def test_english_question_over_french_sources_is_answered_in_english_and_cited(engine):
     # The sources are French articles: citations are checked by sentence-level multilingual similarity.
-    _, answer = _ask(engine["url"], "Who chairs the defence and national security council?")
+    _, answer = _ask(engine, "Who chairs the defence and national security council?")
     assert not answer["refused"], answer
     assert answer["language"] == "en" and "President" in answer["answer"]
     assert answer["citations"] and all(c["document"].startswith("Code de la défense") for c in answer["citations"])
@@ -106,7 +116,7 @@ def test_english_question_over_french_sources_is_answered_in_english_and_cited(e
 
 
 def test_unanswerable_question_is_refused_with_closest_documents(engine):
-    _, answer = _ask(engine["url"], "Quelle est la recette de la tarte tatin ?")
+    _, answer = _ask(engine, "Quelle est la recette de la tarte tatin ?")
     assert answer["refused"] and not answer["citations"]
     assert "ne permettent pas de répondre" in answer["answer"]
     assert answer["closest_documents"]
@@ -114,8 +124,8 @@ def test_unanswerable_question_is_refused_with_closest_documents(engine):
 
 def test_follow_up_over_the_same_sources(engine):
     q = "Qui préside le conseil de défense et de sécurité nationale ?"
-    _, first = _ask(engine["url"], q)
-    _, follow = _ask(engine["url"], "Peut-il se faire suppléer, et par qui ?", [{"question": q,
+    _, first = _ask(engine, q)
+    _, follow = _ask(engine, "Peut-il se faire suppléer, et par qui ?", [{"question": q,
                                                                                   "answer": first["answer"]}])
     assert not follow["refused"] and "Premier ministre" in follow["answer"]
     assert follow["sources"] == first["sources"]  # same prompt prefix: the KV cache is reused
@@ -124,7 +134,8 @@ def test_follow_up_over_the_same_sources(engine):
 def test_ingest_while_answering_makes_new_documents_searchable(engine):
     url = engine["url"]
     result: dict = {}
-    asker = threading.Thread(target=lambda: result.update(answer=_ask(url, "Qui définit la politique de défense ?")[1]))
+    asker = threading.Thread(
+        target=lambda: result.update(answer=_ask(engine, "Qui définit la politique de défense ?")[1]))
     asker.start()
     time.sleep(1.0)
     env = {**engine["env"]}
@@ -132,7 +143,8 @@ def test_ingest_while_answering_makes_new_documents_searchable(engine):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr  # sent to the engine: no lock error although the engine owns the index
     assert json.loads(cli.stdout)["indexed"] == 1
-    hits = httpx.post(f"{url}/search", json={"query": "renseignement d'intérêt militaire", "k": 3}, timeout=60).json()
+    hits = httpx.post(f"{url}/search", json={"query": "renseignement d'intérêt militaire", "k": 3},
+                      headers=engine["headers"], timeout=60).json()
     assert any(h["path"].endswith("doctrine.md") for h in hits["hits"])
     asker.join(600)
     assert "answer" in result and result["answer"]["answer"]
@@ -141,7 +153,7 @@ def test_ingest_while_answering_makes_new_documents_searchable(engine):
 def test_openai_client_against_loopback(engine):
     from openai import OpenAI
 
-    client = OpenAI(base_url=f"{engine['url']}/v1", api_key="unused", max_retries=0, timeout=600)
+    client = OpenAI(base_url=f"{engine['url']}/v1", api_key=engine["token"], max_retries=0, timeout=600)
     assert [m.id for m in client.models.list().data] == ["vigie"]
     reply = client.chat.completions.create(model="vigie", messages=[
         {"role": "user", "content": "Qui préside le conseil de défense et de sécurité nationale ?"}])
@@ -159,7 +171,7 @@ def test_queue_reports_positions(engine):
     seen: list[list[dict]] = []
 
     def run(q: str) -> None:
-        with httpx.stream("POST", f"{url}/ask", json={"question": q}, timeout=600) as r:
+        with httpx.stream("POST", f"{url}/ask", json={"question": q}, headers=engine["headers"], timeout=600) as r:
             seen.append([json.loads(line) for line in r.iter_lines() if line.strip()])
 
     threads = [threading.Thread(target=run, args=(q,)) for q in
@@ -176,15 +188,17 @@ def test_queue_reports_positions(engine):
 
 def test_client_disconnect_cancels_its_generation(engine):
     url = engine["url"]
-    before = httpx.get(f"{url}/health", timeout=5).json()["cancelled"]
+    before = httpx.get(f"{url}/status", headers=engine["headers"], timeout=5).json()["cancelled"]
     question = ("Qui préside le conseil de défense et de sécurité nationale, qui peut le suppléer, et comment sa "
                 "composition est-elle fixée ?")
-    with httpx.stream("POST", f"{url}/ask", json={"question": question}, timeout=600) as response:
+    with httpx.stream("POST", f"{url}/ask", json={"question": question}, headers=engine["headers"],
+                      timeout=600) as response:
         for line in response.iter_lines():
             if line.strip() and json.loads(line)["type"] == "token":
                 break  # first token seen: hang up mid-generation
     deadline = time.monotonic() + 120
-    while httpx.get(f"{url}/health", timeout=5).json()["queue"] and time.monotonic() < deadline:
+    while (httpx.get(f"{url}/status", headers=engine["headers"], timeout=5).json()["queue"]
+           and time.monotonic() < deadline):
         time.sleep(0.1)
-    health = httpx.get(f"{url}/health", timeout=5).json()
+    health = httpx.get(f"{url}/status", headers=engine["headers"], timeout=5).json()
     assert health["queue"] == 0 and health["cancelled"] == before + 1  # stopped by the hang-up, not finished

@@ -35,7 +35,7 @@ def status(principal: Principal = Depends(get_principal), state: EngineState = D
     return {"status": "ok", "backend": state.index.store.backend, "documents": len(visible),
             "chunks": sum(r.chunk_count for r in visible), "model": state.model.name if state.model else None,
             "embedding_model": state.settings.resolved_embedding_model.name, "queue": state.generation.depth,
-            "user": principal.to_dict()}
+            "cancelled": state.generation.cancelled, "user": principal.to_dict()}
 
 
 @router.post("/auth/login")
