@@ -22,18 +22,31 @@ log = logging.getLogger(__name__)
 UPSERT_BATCH = 256
 
 
+class LegacyIndexLayout(RuntimeError):
+    """An index written before per-level partitions: it must be rebuilt (re-ingest into a new VIGIE_HOME)."""
+
+
 def open_store(settings: VigieSettings) -> VectorStore:
-    """The configured engine: a Qdrant server when `qdrant_url` is set, else the embedded qdrant-edge."""
+    """The configured engine, one partition per classification level: Qdrant server collections
+    `NAME-np`, `NAME-dr`, ... when `qdrant_url` is set, else embedded qdrant-edge shards under `levels/`."""
+    from index.partitioned_store import PartitionedStore
+
     if settings.qdrant_url:
         from index.server_store import ServerStore
 
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return ServerStore(settings.qdrant_collection, url=settings.qdrant_url, api_key=key,
-                           hnsw_m=settings.hnsw_m, hnsw_ef_construct=settings.hnsw_ef_construct)
+        return PartitionedStore(lambda level: ServerStore(
+            f"{settings.qdrant_collection}-{level.lower()}", url=settings.qdrant_url, api_key=key,
+            hnsw_m=settings.hnsw_m, hnsw_ef_construct=settings.hnsw_ef_construct))
     from index.edge_store import EdgeStore
 
-    return EdgeStore(settings.resolved_index_path, hnsw_m=settings.hnsw_m,
-                     hnsw_ef_construct=settings.hnsw_ef_construct)
+    root = settings.resolved_index_path
+    if (root / "shard" / "edge_config.json").is_file():
+        raise LegacyIndexLayout(f"the index at {root} predates per-level partitions (one collection for every "
+                                "level lets higher levels shift lower readers' scores): ingest again into a new "
+                                "VIGIE_HOME or index_path")
+    return PartitionedStore(lambda level: EdgeStore(root / "levels" / level, hnsw_m=settings.hnsw_m,
+                                                    hnsw_ef_construct=settings.hnsw_ef_construct))
 
 
 @dataclass

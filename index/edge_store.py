@@ -151,6 +151,25 @@ class EdgeStore:
         flt = compile_filter(SearchFilter(), doc_id=doc_id, doc_sha256=doc_sha256)
         return self._shard.count(CountRequest(exact=True, filter=flt))
 
+    def points(self, doc_id: str) -> list[StoredPoint]:
+        if self._shard is None:
+            return []
+        found: list[StoredPoint] = []
+        offset = None
+        while True:
+            records, offset = self._shard.scroll(ScrollRequest(offset=offset, limit=256, with_payload=True,
+                                                               with_vector=True,
+                                                               filter=compile_filter(SearchFilter(), doc_id=doc_id)))
+            for r in records:
+                vectors = r.vector or {}
+                sparse = vectors.get(SPARSE)
+                found.append(StoredPoint(str(r.id), list(vectors[DENSE]),
+                                         SparseVectorData(list(sparse.indices) if sparse else [],
+                                                          [float(v) for v in sparse.values] if sparse else []),
+                                         dict(r.payload or {})))
+            if offset is None:
+                return found
+
     def set_payload(self, doc_id: str, payload: dict[str, Any]) -> None:
         flt = compile_filter(SearchFilter(), doc_id=doc_id)
         assert flt is not None

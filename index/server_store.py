@@ -116,6 +116,25 @@ class ServerStore:
         flt = compile_filter(SearchFilter(), doc_id=doc_id, doc_sha256=doc_sha256)
         return self.client.count(self.collection, count_filter=flt, exact=True).count
 
+    def points(self, doc_id: str) -> list[StoredPoint]:
+        if not self._exists():
+            return []
+        found: list[StoredPoint] = []
+        offset = None
+        while True:
+            records, offset = self.client.scroll(self.collection, limit=256, offset=offset, with_payload=True,
+                                                 with_vectors=True,
+                                                 scroll_filter=compile_filter(SearchFilter(), doc_id=doc_id))
+            for r in records:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                sparse = vectors.get(SPARSE)
+                found.append(StoredPoint(str(r.id), list(vectors[DENSE]),  # type: ignore[arg-type]
+                                         SparseVectorData(list(sparse.indices) if sparse else [],  # type: ignore[union-attr]
+                                                          list(sparse.values) if sparse else []),  # type: ignore[union-attr]
+                                         dict(r.payload or {})))
+            if offset is None:
+                return found
+
     def set_payload(self, doc_id: str, payload: dict[str, Any]) -> None:
         flt = compile_filter(SearchFilter(), doc_id=doc_id)
         self.client.set_payload(self.collection, payload=payload, points=models.FilterSelector(filter=flt), wait=True)

@@ -59,6 +59,9 @@ class VectorStore(Protocol):
     def count(self, doc_id: str | None = None, doc_sha256: str | None = None) -> int:
         """Exact number of points, optionally for one document (version)."""
 
+    def points(self, doc_id: str) -> list[StoredPoint]:
+        """Every point of a document with its vectors and payload (to move it without re-embedding)."""
+
     def set_payload(self, doc_id: str, payload: dict[str, Any]) -> None:
         """Overwrite some payload keys on every point of a document."""
 

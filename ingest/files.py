@@ -46,9 +46,13 @@ def detect_format(path: Path) -> str:
         if not zipfile.is_zipfile(path):
             raise UnsupportedFile(f"not a valid .{fmt} file: it is not an Office Open XML (zip) package "
                                   "(mislabeled or corrupt)")
-        with zipfile.ZipFile(path) as archive:
-            if not any(name.startswith(_ZIP_FORMATS[fmt]) for name in archive.namelist()):
-                raise UnsupportedFile(f"not a valid .{fmt} file: the zip holds no {_ZIP_FORMATS[fmt]} part")
+        try:  # is_zipfile only checks the end record: a damaged central directory fails here
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as exc:
+            raise UnsupportedFile(f"not a valid .{fmt} file: corrupt zip package ({str(exc)[:200]})") from exc
+        if not any(name.startswith(_ZIP_FORMATS[fmt]) for name in names):
+            raise UnsupportedFile(f"not a valid .{fmt} file: the zip holds no {_ZIP_FORMATS[fmt]} part")
     if fmt in {"txt", "md", "html", "eml"} and b"\x00" in head:
         raise UnsupportedFile(f"binary content in a .{path.suffix.lstrip('.')} file (mislabeled?)")
     return fmt

@@ -19,13 +19,17 @@ if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] && ! grep -qw avx2 /proc/c
   exit 3
 fi
 
-# Debian packages: libmagic (file type sniffing used by unstructured). Best effort when not root.
-if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1; then
+# Debian packages: libmagic (file type sniffing used by unstructured), strace (scripts/strace_connect_check.py).
+# Best effort when not root.
+apt_missing=()
+ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || apt_missing+=(libmagic1)
+command -v strace >/dev/null 2>&1 || apt_missing+=(strace)
+if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    log "apt-get install libmagic1"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmagic1 >/dev/null
+    log "apt-get install ${apt_missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
   else
-    log "warning: libmagic1 missing and not root; install it with: sudo apt-get install libmagic1"
+    log "warning: ${apt_missing[*]} missing and not root; install with: sudo apt-get install ${apt_missing[*]}"
   fi
 fi
 

@@ -70,10 +70,10 @@ def test_usage_errors_exit_2_with_a_reason(args: tuple[str, ...]) -> None:
 
 
 def test_second_process_gets_a_clear_lock_error(small_corpus: Path) -> None:
-    from index.edge_store import EdgeStore
+    from index.document_index import open_store
     from index.settings import VigieSettings
 
-    store = EdgeStore(VigieSettings().resolved_index_path)  # this process owns the embedded index
+    store = open_store(VigieSettings())  # this process owns the embedded index
     try:
         result = vigie("ingest", str(small_corpus), "--json")
         assert result.returncode == 3
@@ -87,4 +87,4 @@ def test_vigie_toml_and_env_configure_the_index(tmp_path: Path, small_corpus: Pa
     result = vigie("ingest", str(small_corpus / "doctrine.md"), "--json", cwd=tmp_path,
                    env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "custom-index" / "shard" / "edge_config.json").is_file()
+    assert (tmp_path / "custom-index" / "levels" / "NP" / "shard" / "edge_config.json").is_file()

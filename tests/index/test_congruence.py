@@ -9,6 +9,7 @@ from index.catalog import Catalog
 from index.document_index import DocumentIndex
 from index.edge_store import EdgeStore
 from index.models import AccessLabel, SearchFilter
+from index.partitioned_store import PartitionedStore
 from index.server_store import ServerStore
 from index.settings import VigieSettings
 from ingest.pipeline import run_ingest
@@ -41,7 +42,11 @@ def both(embedder, tmp_path_factory, fixture_docs):
     for name in ("edge", "client"):
         home = tmp_path_factory.mktemp(name)
         settings = VigieSettings(home=home, parse_timeout_s=120)
-        store = EdgeStore(home / "index") if name == "edge" else ServerStore("vigie", local_path=home / "qdrant")
+        if name == "edge":
+            store = PartitionedStore(lambda level, home=home: EdgeStore(home / "index" / level))
+        else:
+            store = PartitionedStore(lambda level, home=home: ServerStore(f"vigie-{level.lower()}",
+                                                                           local_path=home / "qdrant" / level))
         idx = DocumentIndex(settings, store=store, embedder=embedder, catalog=Catalog(home / "catalog.sqlite3"))
         run_ingest([files[0]], idx, access=AccessLabel(collection="code"))
         run_ingest([files[1]], idx, access=AccessLabel(collection="notes", classification="DR", groups=("cyber",)))

@@ -1,0 +1,243 @@
+"""Every answer given, stored once in one SQLite file (e.g. VIGIE_HOME/answers.sqlite3) and referred to by id.
+
+The audit trail, follow-ups, conversations and exports look an answer up by its id instead of re-parsing text.
+`answers.body_json` is the full canonical JSON of `Answer.to_dict()`, from which `answer_from_dict` rebuilds the
+very same `Answer`; the `citations` table freezes what each answer cited (chunk, document version, pages, passage)
+so that it can be queried without decoding JSON. An answer is visible only to the user who stored it: another
+user's id reads as absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from app.answer import Answer, Citation
+from app.migrations import Migrations
+
+log = logging.getLogger(__name__)
+
+_ANSWER_FIELDS = frozenset(f.name for f in fields(Answer))
+_CITATION_FIELDS = frozenset(f.name for f in fields(Citation))
+
+
+class AnswerConflict(ValueError):
+    """An answer id already stored with another owner, conversation or content (stored answers are frozen)."""
+
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(f"answer {answer_id!r} is already stored with a different owner, conversation or content")
+        self.answer_id = answer_id
+
+
+# -------------------------------------------------------------------------------------------------- schema
+
+ANSWER_MIGRATIONS = Migrations("answers")
+
+
+@ANSWER_MIGRATIONS
+def m001_answers(db: sqlite3.Connection) -> None:
+    """Answers (searchable columns plus the full JSON) and the citations each one froze."""
+    db.execute("""
+        CREATE TABLE answers (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            conversation_id TEXT,
+            created_at TEXT NOT NULL,
+            question TEXT NOT NULL,
+            answer_text TEXT NOT NULL,
+            refused INTEGER NOT NULL,
+            language TEXT NOT NULL,
+            model TEXT NOT NULL,
+            model_sha256 TEXT NOT NULL,
+            prompt_version TEXT NOT NULL,
+            refusal_reason TEXT,
+            draft TEXT NOT NULL,
+            body_json TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE citations (
+            answer_id TEXT NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            doc_id TEXT NOT NULL,
+            doc_sha256 TEXT NOT NULL,
+            chunk_id TEXT NOT NULL,
+            page INTEGER,
+            page_end INTEGER,
+            section TEXT NOT NULL,
+            document TEXT NOT NULL,
+            path TEXT NOT NULL,
+            language TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (answer_id, position)
+        )""")
+    db.execute("CREATE INDEX answers_by_owner ON answers(owner, created_at)")
+    db.execute("CREATE INDEX answers_by_conversation ON answers(conversation_id)")
+    db.execute("CREATE INDEX citations_by_chunk ON citations(chunk_id)")
+    db.execute("CREATE INDEX citations_by_document ON citations(doc_id, doc_sha256)")
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+def canonical_json(answer: Answer) -> str:
+    """The canonical JSON of `answer.to_dict()`: sorted keys, compact separators, UTF-8 text kept as is."""
+    return json.dumps(answer.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _citation_from_dict(d: dict[str, Any]) -> Citation:
+    return Citation(**{k: v for k, v in d.items() if k in _CITATION_FIELDS})
+
+
+def answer_from_dict(d: dict[str, Any]) -> Answer:
+    """Rebuild the `Answer` of `Answer.to_dict()` (citations and sources as `Citation`); unknown keys are ignored."""
+    kwargs = {k: v for k, v in d.items() if k in _ANSWER_FIELDS}
+    try:
+        kwargs["citations"] = [_citation_from_dict(c) for c in d["citations"]]
+        if "sources" in d:
+            kwargs["sources"] = [_citation_from_dict(c) for c in d["sources"]]
+        if "closest_documents" in d:
+            kwargs["closest_documents"] = list(d["closest_documents"])
+        if "timings" in d:
+            kwargs["timings"] = dict(d["timings"])
+        return Answer(**kwargs)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an answer dict: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------- store
+
+
+class AnswerStore:
+    """Answers and their frozen citations in one SQLite file; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = self._open(self.path)
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+            os.chmod(path.parent, 0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)  # also tightens a file created by hand; SQLite gives -wal/-shm the same mode
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA secure_delete = ON")  # a deleted answer leaves no readable trace in the file
+            ran = ANSWER_MIGRATIONS.apply(db)
+        except BaseException:
+            db.close()
+            raise
+        if ran:
+            log.info("answer store %s: applied %s", path, ", ".join(ran))
+        return db
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"answer store {self.path} is closed")
+        return self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the thread lock and inside one write transaction."""
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn().execute(sql, params).fetchall()
+
+    @staticmethod
+    def _check_owner(owner: object) -> str:
+        if not isinstance(owner, str) or not owner:
+            raise ValueError(f"owner must be a non-empty user name, got {owner!r}")
+        return owner
+
+    # --------------------------------------------------------------------------------------------- API
+
+    def save(self, answer: Answer, owner: str, conversation_id: str | None = None) -> None:
+        """Store `answer` for `owner` with its citations, in one transaction.
+
+        Saving the same answer again (same id, owner, conversation and content) does nothing; the same id with
+        anything else raises `AnswerConflict`, since a stored answer is frozen.
+        """
+        if not isinstance(answer, Answer):
+            raise TypeError(f"expected an Answer, got {type(answer).__name__}")
+        owner = self._check_owner(owner)
+        if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
+            raise ValueError(f"conversation_id must be None or a non-empty string, got {conversation_id!r}")
+        body = canonical_json(answer)
+        with self._tx() as db:
+            row = db.execute("SELECT owner, conversation_id, body_json FROM answers WHERE id = ?",
+                             (answer.id,)).fetchone()
+            if row is not None:
+                if row != (owner, conversation_id, body):
+                    raise AnswerConflict(answer.id)
+                return
+            db.execute("INSERT INTO answers (id, owner, conversation_id, created_at, question, answer_text, refused, "
+                       "language, model, model_sha256, prompt_version, refusal_reason, draft, body_json) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (answer.id, owner, conversation_id, answer.created_at, answer.question, answer.answer,
+                        int(bool(answer.refused)), answer.language, answer.model, answer.model_sha256,
+                        answer.prompt_version, answer.refusal_reason, answer.draft, body))
+            db.executemany("INSERT INTO citations (answer_id, position, n, doc_id, doc_sha256, chunk_id, page, "
+                           "page_end, section, document, path, language, text) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(answer.id, i, c.n, c.doc_id, c.doc_sha256, c.chunk_id, c.page, c.page_end, c.section,
+                             c.document, c.path, c.language, c.text) for i, c in enumerate(answer.citations)])
+
+    def get(self, answer_id: str, owner: str) -> dict[str, Any] | None:
+        """The stored `Answer.to_dict()` of `answer_id`, or None when absent or stored by another owner."""
+        rows = self._fetch("SELECT body_json FROM answers WHERE id = ? AND owner = ?",
+                           (answer_id, self._check_owner(owner)))
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_for(self, owner: str, limit: int = 50) -> list[dict[str, Any]]:
+        """`owner`'s most recent answers, newest first: id, created_at, question, refused."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        rows = self._fetch("SELECT id, created_at, question, refused FROM answers WHERE owner = ? "
+                           "ORDER BY created_at DESC, rowid DESC LIMIT ?", (self._check_owner(owner), limit))
+        return [{"id": i, "created_at": created_at, "question": question, "refused": bool(refused)}
+                for i, created_at, question, refused in rows]
+
+    def delete(self, answer_id: str, owner: str) -> bool:
+        """Delete `owner`'s answer and its citations; False when absent or stored by another owner."""
+        owner = self._check_owner(owner)
+        with self._tx() as db:
+            return db.execute("DELETE FROM answers WHERE id = ? AND owner = ?", (answer_id, owner)).rowcount > 0
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> AnswerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
