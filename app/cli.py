@@ -261,10 +261,13 @@ def ask(
             raise typer.Exit(3) from exc
         pipeline = AnswerPipeline(index, lambda: model)
         trail = open_audit(settings)
+        from app.answer_store import AnswerStore
 
         def audited(event: dict) -> dict:
             if event["type"] != "done":
                 return event
+            with AnswerStore(settings.answers_path) as store:
+                store.save(event["answer"], owner=principal.name)
             trail.append(principal.event("ask", "refused" if event["answer"].refused else "ok", SHELL,
                                          **event["answer"].audit_fields()))
             return {**event, "answer": event["answer"].to_dict()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Embedder:
         if threads:
             torch.set_num_threads(threads)
         self.model_dir = model_dir
+        self._lock = threading.Lock()  # a fast tokenizer shared by threads fails with "Already borrowed"
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         if max_seq_length:
@@ -47,6 +49,10 @@ class Embedder:
         log.info("embedding model %s loaded (dim %d)", model_dir, self.dimension)
 
     def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+        with self._lock:  # the engine embeds from search threads, the generation thread and ingestion at once
+            return self._encode_unlocked(texts, prompt_name)
+
+    def _encode_unlocked(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
         return self._model.encode(
             list(texts),
             prompt_name=prompt_name,

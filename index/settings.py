@@ -156,6 +156,11 @@ class VigieSettings(BaseSettings):
         return self.home / "accounts.sqlite3"
 
     @property
+    def answers_path(self) -> Path:
+        """Every answer with its frozen citations, by id and owner (app.answer_store)."""
+        return self.home / "answers.sqlite3"
+
+    @property
     def audit_dir(self) -> Path:
         return self.home / "audit"
 

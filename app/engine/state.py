@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.accounts import AccountStore
 from app.answer import AnswerPipeline
+from app.answer_store import AnswerStore
 from app.audit import AuditEvent, AuditRecord, AuditTrail
 from app.engine.generation_queue import GenerationQueue
 from app.engine.ingest_jobs import IngestJob, IngestJobs
@@ -55,6 +56,7 @@ class EngineState:
     jobs: IngestJobs
     accounts: AccountStore
     audit: AuditTrail
+    answers: AnswerStore
     local_credential: str = ""
     model: LocalModel | None = None
     _model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -65,7 +67,7 @@ class EngineState:
         audit = open_audit(settings)
         state = cls(settings=settings, index=index, pipeline=None,  # type: ignore[arg-type]
                     generation=GenerationQueue(settings.generation_queue_limit), jobs=None,  # type: ignore[arg-type]
-                    accounts=open_accounts(settings), audit=audit)
+                    accounts=open_accounts(settings), audit=audit, answers=AnswerStore(settings.answers_path))
         state.jobs = IngestJobs(index, history=settings.job_history, on_finish=state._record_job)
         state.pipeline = AnswerPipeline(index, state.get_model)
         if load_model:
@@ -96,3 +98,4 @@ class EngineState:
         self.settings.local_credential_path.unlink(missing_ok=True)
         self.index.close()
         self.accounts.close()
+        self.answers.close()

@@ -160,7 +160,7 @@ def test_every_route_but_health_requires_a_valid_token(world):
               ("post", "/ingest"), ("get", "/ingest/job-1"), ("post", "/upload?filename=a.md"),
               ("post", "/documents/x/relabel"), ("delete", "/documents/x"), ("get", "/audit/records"),
               ("get", "/audit/verify"), ("get", "/v1/models"), ("post", "/v1/chat/completions"),
-              ("post", "/auth/logout"), ("get", "/auth/me")]
+              ("post", "/auth/logout"), ("get", "/auth/me"), ("get", "/answers"), ("get", "/answers/ans-x")]
     assert client.get("/health").json() == {"status": "ok"}
     for headers in ({}, {"Authorization": "Bearer vgt_forged"}, {"Authorization": world["tokens"]["lecteur-np"]},
                     {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"X-Vigie-Act-As": "lecteur-ts"},
@@ -278,3 +278,18 @@ def test_any_reader_gets_exactly_the_rule_in_search(world, clearance, groups, ta
     assert got <= allowed
     assert (target in got) == (target in allowed)
 
+
+
+def test_a_user_reads_only_their_own_stored_answers(world):
+    client = world["client"]
+    with client.stream("POST", "/ask", headers=_h(world, "lecteur-np"),
+                       json={"question": "Quelle est la recette du far breton aux pruneaux ?"}) as r:
+        done = next(json.loads(line) for line in r.iter_lines() if '"done"' in line)["answer"]
+    mine = client.get("/answers", headers=_h(world, "lecteur-np")).json()["answers"]
+    assert done["id"] in {a["id"] for a in mine}
+    assert client.get(f"/answers/{done['id']}", headers=_h(world, "lecteur-np")).json()["answer"] == done["answer"]
+    for other in ("lecteur-ts", "admin-dr", "auditeur"):
+        assert client.get(f"/answers/{done['id']}", headers=_h(world, other)).status_code == 404
+        assert done["id"] not in {a["id"] for a in client.get("/answers", headers=_h(world, other)).json()["answers"]}
+    record = next(r for r in world["state"].audit.records() if r.event.answer_id == done["id"])
+    assert record.event.user == "lecteur-np" and record.event.action == "ask" and record.event.outcome == "refused"

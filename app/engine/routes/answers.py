@@ -51,7 +51,8 @@ def submit_question(state: EngineState, principal: Principal, question: str, his
 
 def record_answer(state: EngineState, principal: Principal, client: str, answer: Answer, action: str = "ask",
                   route: str = "/ask") -> None:
-    """The audit record of an answer, fsync'd before the client receives it."""
+    """Store the answer (frozen citations) and its audit record, fsync'd before the client receives it."""
+    state.answers.save(answer, owner=principal.name)
     state.record(principal.event(action, "refused" if answer.refused else "ok", client, **answer.audit_fields(),
                                  detail={"route": route}))
 
@@ -77,3 +78,20 @@ async def ask(req: AskRequest, request: Request, principal: Principal = Depends(
             yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.get("/answers")
+def my_answers(limit: int = 50, principal: Principal = Depends(get_principal),
+               state: EngineState = Depends(get_state)) -> dict[str, Any]:
+    """The caller's own answers, newest first (nobody lists another user's)."""
+    return {"answers": state.answers.list_for(principal.name, limit=max(1, min(limit, 500)))}
+
+
+@router.get("/answers/{answer_id}")
+def one_answer(answer_id: str, principal: Principal = Depends(get_principal),
+               state: EngineState = Depends(get_state)) -> dict[str, Any]:
+    """One of the caller's answers exactly as it was given (another user's id answers 404)."""
+    found = state.answers.get(answer_id, principal.name)
+    if found is None:
+        raise HTTPException(404, f"no answer {answer_id!r}")
+    return found
