@@ -57,13 +57,13 @@ def _engine_error(exc: httpx.HTTPStatusError) -> typer.Exit:
 
 
 def _open_index(settings: VigieSettings):
-    from index.document_index import DocumentIndex
+    from index.document_index import DocumentIndex, LegacyIndexLayout
     from index.embedding import EmbeddingModelMissing
     from index.store import IndexLocked
 
     try:
         return DocumentIndex(settings)
-    except (IndexLocked, EmbeddingModelMissing) as exc:
+    except (IndexLocked, EmbeddingModelMissing, LegacyIndexLayout) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
 
@@ -339,9 +339,12 @@ def serve(
         raise typer.Exit(2) from exc
     finally:
         accounts.close()
+    from index.document_index import LegacyIndexLayout
+    from index.store import IndexLocked
+
     try:
         state = EngineState.build(settings)
-    except ModelIntegrityError as exc:
+    except (ModelIntegrityError, IndexLocked, LegacyIndexLayout) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
     err.print(f"Vigie engine on {settings.engine_url} ({state.index.store.backend}, model {state.model.name})")

@@ -145,12 +145,12 @@ def users_token(name: str, ttl: Annotated[float | None, typer.Option("--ttl", he
 
 # ---- documents -----------------------------------------------------------------------------------------------
 def _open_index(settings: VigieSettings):
-    from index.document_index import DocumentIndex
+    from index.document_index import DocumentIndex, LegacyIndexLayout
     from index.store import IndexLocked
 
     try:
         return DocumentIndex(settings)
-    except IndexLocked as exc:
+    except (IndexLocked, LegacyIndexLayout) as exc:
         err.print(f"[red]error:[/red] {exc} (stop the engine, or use its /documents routes)")
         raise typer.Exit(3) from exc
 

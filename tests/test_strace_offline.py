@@ -93,6 +93,7 @@ def test_parser_loopback_forms() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_ingest_and_ask_open_no_external_connection(tmp_path: Path) -> None:
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed (apt-get install strace; scripts/install.sh does it as root)")

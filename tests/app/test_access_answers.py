@@ -15,7 +15,7 @@ from index.settings import VigieSettings
 from ingest.pipeline import run_ingest
 from tests.model_paths import EMBEDDING_MODEL, LLM_MODEL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.model]
 PASSWORD = "mot-de-passe-tres-long"
 SECRET = "CANARIOPERATIONXQ"
 QUESTION = "Quel est le nom de code de l'opération de protection du port de Brest ?"

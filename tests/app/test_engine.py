@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
 from tests.model_paths import MODELS_DIR as MODELS  # noqa: E402
 
+pytestmark = [pytest.mark.model, pytest.mark.subprocess]
+
 PASSWORD = "mot-de-passe-de-test"
 
 

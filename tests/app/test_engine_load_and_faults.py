@@ -4,6 +4,7 @@ valid, a restart serves again)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -17,7 +18,7 @@ import pytest
 
 from tests.engine_process import engine_env, login, start_engine, vigie
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.subprocess]
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PASSWORD = "mot-de-passe-tres-long"
 CANARY = "CANARICHARGEXQ"
@@ -136,10 +137,8 @@ def test_kill_9_during_an_answer_and_an_ingestion_leaves_everything_valid(tmp_pa
     env = _setup(tmp_path)
     proc, url = start_engine(env)
     headers = login(url, "user1", PASSWORD)
-    try:
+    with contextlib.suppress(httpx.HTTPError):
         _kill_when(url, headers, proc, "token")  # mid-answer
-    except httpx.HTTPError:
-        pass
     proc.wait(60)
     assert vigie(env, "audit", "verify").returncode == 0
     proc, url = start_engine(env)

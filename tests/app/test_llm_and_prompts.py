@@ -28,6 +28,7 @@ def model() -> LocalModel:
     return LocalModel(VigieSettings(llm_model=GGUF, llm_max_tokens=64))
 
 
+@pytest.mark.model
 def test_generation_stops_at_the_deadline_and_on_cancel(model: LocalModel) -> None:
     messages = [{"role": "user", "content": "Compte de 1 à 100 en toutes lettres."}]
     with pytest.raises(GenerationCancelled, match="time limit"):
@@ -43,6 +44,7 @@ def test_generation_stops_at_the_deadline_and_on_cancel(model: LocalModel) -> No
     assert len(pieces) == 3
 
 
+@pytest.mark.model
 def test_temperature_zero_is_deterministic(model: LocalModel) -> None:
     messages = [{"role": "user", "content": "Donne un synonyme de « défense » en un mot."}]
     first = "".join(model.stream_chat(messages, max_tokens=12))
@@ -58,6 +60,7 @@ def test_every_prompt_exists_in_both_languages_with_identity(name: str) -> None:
         assert (PROMPTS_DIR / f"{name}.{lang}.md").is_file()
 
 
+@pytest.mark.model
 def test_first_token_probability_of_the_refusal_marker(model: LocalModel) -> None:
     """Read from the logits at the first position: high when the model refuses, low when it answers."""
     system = "Réponds avec les sources. Si les sources ne contiennent pas la réponse, écris seulement : NON_TROUVÉ"

@@ -17,6 +17,8 @@ import pytest
 from index.document_index import DocumentIndex
 from index.settings import VigieSettings
 
+pytestmark = [pytest.mark.subprocess]
+
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "samples"
 
