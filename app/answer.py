@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.citations import CitationStreamFilter, tidy
+from app.events import AnswerEvent, Done, SourcesShown, Token
 from app.grounding import GroundedText, ground
 from app.llm import GenerationStats, LocalModel
 from app.semantic_support import SentenceSimilarity
@@ -189,7 +190,7 @@ class AnswerPipeline:
 
     # ---- answering ----------------------------------------------------------------------------------------
     def stream(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None,
-               cancel: threading.Event | None = None, owner: str = "") -> Iterator[dict[str, Any]]:
+               cancel: threading.Event | None = None, owner: str = "") -> Iterator[AnswerEvent]:
         """Events: `sources` (what the model will see), `token` (text), then `done` with the `Answer`.
 
         `flt` is the asker's access filter (compiled into every retrieval); `owner` keeps their drafts apart.
@@ -221,7 +222,7 @@ class AnswerPipeline:
         fitted = self._fit(hits, model)
         citations = [_citation(n, h) for n, h in enumerate(fitted, start=1)]
         messages, prompt_ref = self._messages(lang, citations, history, question, owner)
-        yield {"type": "sources", "sources": [asdict(c) for c in citations], "prompt_version": prompt_ref}
+        yield SourcesShown(citations, prompt_ref)
 
         stats = GenerationStats()
         deadline = time.monotonic() + self.settings.generation_timeout_s
@@ -242,7 +243,7 @@ class AnswerPipeline:
                         continue
                     streaming, piece = True, head
                 for out in flt_stream.feed(piece):
-                    yield {"type": "token", "text": out}
+                    yield Token(out)
         finally:
             pieces.close()
         timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
@@ -255,9 +256,9 @@ class AnswerPipeline:
                                     refusal_probability=doubt)
             return
         for out in flt_stream.feed(head if not streaming else ""):
-            yield {"type": "token", "text": out}
+            yield Token(out)
         for out in flt_stream.flush():
-            yield {"type": "token", "text": out}
+            yield Token(out)
 
         text = tidy(flt_stream.text)
         grounded, reason = self.check_draft(text, citations, lang, question)
@@ -273,7 +274,7 @@ class AnswerPipeline:
                         closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,
                         dropped_citations=grounded.dropped_citations, dropped_sentences=grounded.dropped_sentences,
                         draft=text, refusal_probability=doubt, timings={**timings, "total_s": time.monotonic() - t0})
-        yield {"type": "done", "answer": answer}
+        yield Done(answer)
 
     def doubtful(self, refusal_p: float | None) -> bool:
         """The model's own doubt: its refusal marker had at least `refusal_probability` as the first token."""
@@ -297,24 +298,24 @@ class AnswerPipeline:
                 hits: list[SearchHit], timings: dict[str, float], model: LocalModel | None = None,
                 prompt_ref: str | None = None, sources: list[Citation] | None = None,
                 draft: str = "", refusal_probability: float | None = None,
-                streamed: bool = False) -> Iterator[dict[str, Any]]:
+                streamed: bool = False) -> Iterator[AnswerEvent]:
         refusal = load_prompt("refusal", lang)
         text = refusal.text
         if closest:
             text += "\n\n" + load_prompt("closest", lang).text + "\n" + "\n".join(f"- {d}" for d in closest)
         if not streamed:  # else the client has the model's draft on screen: `done` carries the refusal
-            yield {"type": "token", "text": text}
+            yield Token(text)
         answer = Answer(question=question, answer=text, citations=[], refused=True, language=lang,
                         model=model.name if model else self.settings.resolved_llm_model.stem,
                         model_sha256=model.sha256 if model else self.settings.llm_sha256,
                         prompt_version=prompt_ref or refusal.ref, refusal_reason=reason,
                         sources=sources or [], closest_documents=closest, relevance=relevance, draft=draft,
                         refusal_probability=refusal_probability, timings=timings)
-        yield {"type": "done", "answer": answer}
+        yield Done(answer)
 
     def ask(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None) -> Answer:
         """Blocking variant of `stream`."""
         for event in self.stream(question, history, flt):
-            if event["type"] == "done":
-                return event["answer"]
+            if isinstance(event, Done):
+                return event.answer
         raise RuntimeError("answer stream ended without a result")

@@ -19,6 +19,7 @@ import typer
 from app.cli_admin import audit_app, docs_app, err, out, users_app
 from app.engine.state import open_accounts, open_audit
 from app.engine_client import EngineClient, error_detail
+from app.events import event_to_dict
 from app.principal import Principal
 from app.progress import RichIngestProgress
 from index.models import AccessLabel
@@ -249,7 +250,8 @@ def ask(
     if engine is not None:
         events = engine.ask(question)
     else:
-        from app.answer import AnswerPipeline
+        from app.answer_service import AnswerService
+        from app.answer_store import AnswerStore
         from app.llm import LocalModel, ModelIntegrityError
 
         index = _open_index(settings)
@@ -259,21 +261,8 @@ def ask(
             index.close()
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(3) from exc
-        pipeline = AnswerPipeline(index, lambda: model)
-        trail = open_audit(settings)
-        from app.answer_store import AnswerStore
-
-        def audited(event: dict) -> dict:
-            if event["type"] != "done":
-                return event
-            with AnswerStore(settings.answers_path) as store:
-                store.save(event["answer"], owner=principal.name)
-            trail.append(principal.event("ask", "refused" if event["answer"].refused else "ok", SHELL,
-                                         **event["answer"].audit_fields()))
-            return {**event, "answer": event["answer"].to_dict()}
-
-        events = (audited(e) for e in pipeline.stream(question, flt=principal.reader.search_filter(),
-                                                      owner=principal.name))
+        service = AnswerService(index, lambda: model, AnswerStore(settings.answers_path), open_audit(settings))
+        events = (event_to_dict(e) for e in service.stream(principal, question))
     answer = None
     streamed = []
     try:

@@ -35,16 +35,18 @@ TTFT_FOLLOWUP_TARGET_S = 1.0
 
 def vigie_run(pipeline: Any, question: str, history: list[Any] | None = None) -> dict[str, Any]:
     """Stream one answer; wall TTFT from the call to the first token event, plus the final Answer."""
+    from app.events import Done, Token
+
     t0 = time.perf_counter()
     first = None
     first_text = ""
     answer = None
     for event in pipeline.stream(question, history):
-        if event["type"] == "token" and first is None:
+        if isinstance(event, Token) and first is None:
             first = time.perf_counter() - t0
-            first_text = event["text"]
-        elif event["type"] == "done":
-            answer = event["answer"]
+            first_text = event.text
+        elif isinstance(event, Done):
+            answer = event.answer
     total = time.perf_counter() - t0
     assert answer is not None
     t = answer.timings

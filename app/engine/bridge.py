@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import queue
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import Request
 
 from app.engine.generation_queue import END, GenerationQueue, Ticket
+from app.events import AnswerEvent, Queued
 
 POLL_S = 0.02
 
 
 async def stream_ticket(generation: GenerationQueue, ticket: Ticket,
-                        request: Request | None) -> AsyncIterator[dict[str, Any]]:
+                        request: Request | None) -> AsyncIterator[AnswerEvent]:
     """Relay a queued generation's events (`queued` positions first); a client that goes away cancels it."""
     last_position = -1
     finished = False
@@ -29,7 +29,7 @@ async def stream_ticket(generation: GenerationQueue, ticket: Ticket,
                 position = generation.position(ticket)
                 if position != last_position and not ticket.started.is_set():
                     last_position = position
-                    yield {"type": "queued", "position": position}
+                    yield Queued(position)
                 await asyncio.sleep(POLL_S)
                 continue
             if event is END:

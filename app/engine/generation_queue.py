@@ -9,18 +9,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.events import AnswerEvent, Failed
 from app.llm import GenerationCancelled
 
 log = logging.getLogger(__name__)
-END = {"type": "end"}
+END = object()  # put after a ticket's last event
 
 
 @dataclass
 class Ticket:
     """A queued request: the worker puts its events in `events`; setting `cancel` stops it."""
 
-    run: Callable[[threading.Event], Iterator[dict[str, Any]]]
-    events: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+    run: Callable[[threading.Event], Iterator[AnswerEvent]]
+    events: queue.Queue[Any] = field(default_factory=queue.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)
     started: threading.Event = field(default_factory=threading.Event)
 
@@ -41,7 +42,7 @@ class GenerationQueue:
         self._thread = threading.Thread(target=self._work, name="vigie-generation", daemon=True)
         self._thread.start()
 
-    def submit(self, run: Callable[[threading.Event], Iterator[dict[str, Any]]]) -> Ticket:
+    def submit(self, run: Callable[[threading.Event], Iterator[AnswerEvent]]) -> Ticket:
         ticket = Ticket(run)
         with self._lock:
             if len(self._waiting) >= self.limit:
@@ -80,10 +81,10 @@ class GenerationQueue:
                     self.cancelled += 1
             except GenerationCancelled as exc:
                 self.cancelled += 1
-                ticket.events.put({"type": "error", "error": str(exc)})
+                ticket.events.put(Failed(str(exc)))
             except Exception as exc:  # reported to the client, the queue keeps serving
                 log.warning("generation failed: %s", exc)
-                ticket.events.put({"type": "error", "error": f"{type(exc).__name__}: {exc}"})
+                ticket.events.put(Failed(f"{type(exc).__name__}: {exc}"))
             finally:
                 ticket.events.put(END)
                 with self._lock:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.accounts import AccountStore
-from app.answer import AnswerPipeline
+from app.answer_service import AnswerService
 from app.answer_store import AnswerStore
 from app.audit import AuditEvent, AuditRecord, AuditTrail
 from app.engine.generation_queue import GenerationQueue
@@ -51,7 +51,7 @@ def write_local_credential(path: Path) -> str:
 class EngineState:
     settings: VigieSettings
     index: DocumentIndex
-    pipeline: AnswerPipeline
+    answering: AnswerService
     generation: GenerationQueue
     jobs: IngestJobs
     accounts: AccountStore
@@ -65,11 +65,11 @@ class EngineState:
     def build(cls, settings: VigieSettings, load_model: bool = True) -> EngineState:
         index = DocumentIndex(settings)
         audit = open_audit(settings)
-        state = cls(settings=settings, index=index, pipeline=None,  # type: ignore[arg-type]
+        state = cls(settings=settings, index=index, answering=None,  # type: ignore[arg-type]
                     generation=GenerationQueue(settings.generation_queue_limit), jobs=None,  # type: ignore[arg-type]
                     accounts=open_accounts(settings), audit=audit, answers=AnswerStore(settings.answers_path))
         state.jobs = IngestJobs(index, history=settings.job_history, on_finish=state._record_job)
-        state.pipeline = AnswerPipeline(index, state.get_model)
+        state.answering = AnswerService(index, state.get_model, state.answers, audit)
         if load_model:
             state.get_model()
         index.embedder  # noqa: B018  (load the embedding model at start, not on the first question)

@@ -106,16 +106,16 @@ def test_a_full_queue_answers_busy_retry(tmp_path):
         headers = login(url, "user1", PASSWORD)
         statuses: list[int] = []
 
-        def ask() -> None:
+        def ask() -> None:  # a question the sources answer: the model is busy for seconds
             with httpx.stream("POST", f"{url}/ask", headers=headers, timeout=900,
-                              json={"question": "Qui décide de la mobilisation générale ?"}) as r:
+                              json={"question": "Qui préside le conseil de défense et de sécurité nationale ?"}) as r:
                 statuses.append(r.status_code)
                 r.read()
 
         threads = [threading.Thread(target=ask) for _ in range(4)]
         for t in threads:
             t.start()
-            time.sleep(0.2)
+            time.sleep(0.05)
         for t in threads:
             t.join(900)
         assert 503 in statuses and 200 in statuses, statuses
@@ -126,7 +126,7 @@ def test_a_full_queue_answers_busy_retry(tmp_path):
 
 def _kill_when(url: str, headers: dict, proc, event_type: str) -> None:
     with httpx.stream("POST", f"{url}/ask", headers=headers, timeout=900,
-                      json={"question": "Qui décide de la mobilisation générale ?"}) as r:
+                      json={"question": "Qui préside le conseil de défense et de sécurité nationale ?"}) as r:
         for line in r.iter_lines():
             if line.strip() and json.loads(line)["type"] == event_type:
                 proc.send_signal(signal.SIGKILL)

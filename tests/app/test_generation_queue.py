@@ -4,6 +4,7 @@ import threading
 import time
 
 from app.engine.generation_queue import END, GenerationQueue
+from app.events import Failed, Token
 
 
 def _slow(n: int, log: list[int], tag: int):
@@ -13,7 +14,7 @@ def _slow(n: int, log: list[int], tag: int):
                 log.append(-tag)
                 return
             time.sleep(0.02)
-            yield {"type": "token", "text": str(i)}
+            yield Token(str(i))
         log.append(tag)
     return run
 
@@ -56,5 +57,5 @@ def test_errors_are_reported_and_the_queue_keeps_serving() -> None:
     q, log = GenerationQueue(), []
     bad = q.submit(boom)
     good = q.submit(_slow(2, log, 7))
-    assert _drain(bad)[0]["type"] == "error"
+    assert isinstance(_drain(bad)[0], Failed)
     assert len(_drain(good)) == 2 and log == [7]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.answer import AnswerPipeline, Turn
+from app.events import Token
 from index.models import AccessLabel, Chunk, SearchHit
 from index.settings import VigieSettings
 from index.sparse import SparseEncoder
@@ -69,10 +70,10 @@ def test_the_model_doubt_refuses_before_anything_is_shown(tmp_path) -> None:
     settings = VigieSettings(home=tmp_path, refusal_probability=0.3, relevance_threshold=0.5)
     model = _DoubtfulModel()
     events = list(AnswerPipeline(_RetrievingIndex(settings), lambda: model).stream("Quand le site ouvre-t-il ?"))
-    answer = events[-1]["answer"]
+    answer = events[-1].answer
     assert answer.refused and "doubts" in answer.refusal_reason and answer.refusal_probability == 0.4
     assert model.pieces == 1  # generation stopped at the first piece; the refusal text is the only token event
-    assert [e["text"] for e in events if e["type"] == "token"] == [answer.answer]
+    assert [e.text for e in events if isinstance(e, Token)] == [answer.answer]
     off = VigieSettings(home=tmp_path, refusal_probability=1.0, relevance_threshold=0.5)
     assert not AnswerPipeline(_RetrievingIndex(off), lambda: model).doubtful(1.0)
 

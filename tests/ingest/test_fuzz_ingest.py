@@ -179,7 +179,6 @@ def _ingest_and_check(folder: Path, idx: DocumentIndex) -> tuple[IngestReport, d
     """Ingest `folder` in one batch and check the invariants; returns (report, failures by name, indexed names)."""
     names = {p.name for p in folder.iterdir()}
     report = run_ingest([folder], idx)  # must not raise, whatever the files hold
-    print("\nDBG", folder.name, report.files, report.indexed, report.chunks_added, round(report.seconds,1), round(report.parse_seconds,1), round(report.embed_seconds,1), round(report.index_seconds,1)); [print("  F", f.path.split("/")[-1], f.reason[:150]) for f in report.failed]
 
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert len(failed) == len(report.failed), report.failed

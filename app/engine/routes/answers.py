@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.answer import Answer, Turn
-from app.audit import AuditWriteError
+from app.answer import Turn
 from app.engine.bridge import stream_ticket
 from app.engine.deps import client_of, get_principal, get_state
 from app.engine.generation_queue import QueueFull, Ticket
 from app.engine.state import EngineState
+from app.events import AnswerEvent, event_to_dict
 from app.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,13 @@ class AskRequest(BaseModel):
 
 
 def submit_question(state: EngineState, principal: Principal, question: str, history: list[Turn],
-                    collections: list[str]) -> Ticket:
-    """Queue a question under the principal's filter; a full queue is a clear 503 'busy, retry'."""
-    flt = principal.reader.search_filter(collections=collections)
+                    collections: list[str], client: str, route: str) -> Ticket:
+    """Queue a question for the principal (stored and audited by the answer service before `Done`);
+    a full queue is a clear 503 'busy, retry'."""
 
-    def run(cancel: threading.Event) -> Iterator[dict[str, Any]]:
-        return state.pipeline.stream(question, history, flt, cancel, owner=principal.name)
+    def run(cancel: threading.Event) -> Iterator[AnswerEvent]:
+        return state.answering.stream(principal, question, history, collections, cancel, client=client,
+                                      route=route)
 
     try:
         return state.generation.submit(run)
@@ -49,33 +50,15 @@ def submit_question(state: EngineState, principal: Principal, question: str, his
         raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from exc
 
 
-def record_answer(state: EngineState, principal: Principal, client: str, answer: Answer, action: str = "ask",
-                  route: str = "/ask") -> None:
-    """Store the answer (frozen citations) and its audit record, fsync'd before the client receives it."""
-    state.answers.save(answer, owner=principal.name)
-    state.record(principal.event(action, "refused" if answer.refused else "ok", client, **answer.audit_fields(),
-                                 detail={"route": route}))
-
-
 @router.post("/ask")
 async def ask(req: AskRequest, request: Request, principal: Principal = Depends(get_principal),
               state: EngineState = Depends(get_state)) -> StreamingResponse:
     history = [Turn(t.question, t.answer) for t in req.history]
-    ticket = submit_question(state, principal, req.question, history, req.collections)
-    client = client_of(request)
+    ticket = submit_question(state, principal, req.question, history, req.collections, client_of(request), "/ask")
 
     async def lines() -> AsyncIterator[bytes]:
         async for event in stream_ticket(state.generation, ticket, request):
-            if event["type"] == "done":
-                answer: Answer = event["answer"]
-                try:
-                    record_answer(state, principal, client, answer)
-                except AuditWriteError as exc:  # no record, no answer
-                    log.error("audit write failed: %s", exc)
-                    event = {"type": "error", "error": "the audit trail cannot be written; answer withheld"}
-                else:
-                    event = {"type": "done", "answer": answer.to_dict()}
-            yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
+            yield (json.dumps(event_to_dict(event), ensure_ascii=False) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 

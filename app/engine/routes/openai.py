@@ -17,11 +17,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from app.answer import Answer, Turn, citation_label
-from app.audit import AuditWriteError
 from app.engine.bridge import stream_ticket
 from app.engine.deps import client_of, get_principal, get_state
-from app.engine.routes.answers import record_answer, submit_question
+from app.engine.routes.answers import submit_question
 from app.engine.state import EngineState
+from app.events import Done, Failed, Token
 from app.principal import Principal
 
 router = APIRouter(prefix="/v1")
@@ -90,24 +90,16 @@ def models(principal: Principal = Depends(get_principal)) -> dict[str, Any]:
 async def chat_completions(req: ChatRequest, request: Request, principal: Principal = Depends(get_principal),
                            state: EngineState = Depends(get_state)) -> Any:
     question, history = _conversation(req.messages)
-    ticket = submit_question(state, principal, question, history, [])
-    client = client_of(request)
-
-    def audited(answer: Answer) -> None:
-        record_answer(state, principal, client, answer, route="/v1/chat/completions")
+    ticket = submit_question(state, principal, question, history, [], client_of(request), "/v1/chat/completions")
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
     if not req.stream:
         answer: Answer | None = None
         async for event in stream_ticket(state.generation, ticket, request):
-            if event["type"] == "done":
-                answer = event["answer"]
-                try:
-                    audited(answer)
-                except AuditWriteError as exc:
-                    raise HTTPException(503, "the audit trail cannot be written; answer withheld") from exc
-            elif event["type"] == "error":
-                raise HTTPException(500, event["error"])
+            if isinstance(event, Done):
+                answer = event.answer
+            elif isinstance(event, Failed):
+                raise HTTPException(500, event.error)
         if answer is None:
             raise HTTPException(499, "request cancelled")
         return {"id": cid, "object": "chat.completion", "created": created, "model": MODEL_ID,
@@ -122,21 +114,15 @@ async def chat_completions(req: ChatRequest, request: Request, principal: Princi
         yield _chunk(cid, created, {"role": "assistant", "content": ""})
         streamed: list[str] = []
         async for event in stream_ticket(state.generation, ticket, request):
-            if event["type"] == "token":
-                streamed.append(event["text"])
-                yield _chunk(cid, created, {"content": event["text"]})
-            elif event["type"] == "done":
-                answer = event["answer"]
-                try:
-                    audited(answer)
-                except AuditWriteError:
-                    yield _chunk(cid, created, {"content": "\n[error: the audit trail cannot be written]"},
-                                 finish="stop")
-                    continue
+            if isinstance(event, Token):
+                streamed.append(event.text)
+                yield _chunk(cid, created, {"content": event.text})
+            elif isinstance(event, Done):
+                answer = event.answer
                 yield _chunk(cid, created, {"content": verified_block(answer, "".join(streamed))
                                             + sources_block(answer)}, finish="stop")
-            elif event["type"] == "error":
-                yield _chunk(cid, created, {"content": f"\n[error: {event['error']}]"}, finish="stop")
+            elif isinstance(event, Failed):
+                yield _chunk(cid, created, {"content": f"\n[error: {event.error}]"}, finish="stop")
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
