@@ -28,6 +28,8 @@ from prompts import load_prompt
 
 log = logging.getLogger(__name__)
 REFUSAL_MARKERS = ("NON_TROUVÉ", "NON_TROUVE", "NOT_FOUND")
+MIN_RETRIEVED = 8  # hits retrieved for source selection, at least
+CLOSEST_DOCUMENTS = 3  # listed by a refusal
 DRAFTS_KEPT = 256  # drafts remembered for follow-ups (KV cache reuse)
 _EXAMPLE_SPLIT = "\n=====\n"  # question / answer of one example
 _EXAMPLES_SPLIT = "\n-----\n"  # between examples
@@ -112,6 +114,46 @@ def citation_label(c: Citation) -> str:
     return ", ".join(parts)
 
 
+@dataclass
+class _Retrieval:
+    """What retrieval found for a question, under the asker's filter."""
+
+    question: str
+    language: str
+    history: list[Turn]  # emptied when a follow-up's sources no longer cover it
+    hits: list[SearchHit]
+    relevance: float  # best dense cosine under the filter
+    closest: list[str]  # document titles, for a refusal
+    retrieved_s: float
+
+    def relevant(self, settings: Any) -> bool:
+        threshold = settings.relevance_threshold_en if self.language == "en" else settings.relevance_threshold
+        return bool(self.hits) and self.relevance >= threshold
+
+
+@dataclass
+class _Draft:
+    """The model's output as generation goes (filled by `_generate`)."""
+
+    retrieved_s: float = 0.0
+    text: str = ""  # cleaned draft (invalid markers removed)
+    raw: str = ""  # exactly what the model wrote (kept for follow-ups: KV cache reuse)
+    streamed: bool = False  # some text was shown to the client
+    doubtful: bool = False
+    doubt: float | None = None  # probability of the refusal marker as the first token
+    removed_markers: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Shown:
+    """What the model was given: the model, the prompt version and the numbered sources."""
+
+    model: LocalModel
+    prompt_ref: str
+    citations: list[Citation]
+
+
 class AnswerPipeline:
     """Question in, cited answer out (streamed). The model is loaded lazily through `model_provider`."""
 
@@ -191,17 +233,47 @@ class AnswerPipeline:
     # ---- answering ----------------------------------------------------------------------------------------
     def stream(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None,
                cancel: threading.Event | None = None, owner: str = "") -> Iterator[AnswerEvent]:
-        """Events: `sources` (what the model will see), `token` (text), then `done` with the `Answer`.
+        """Events: `SourcesShown` (what the model will see), `Token` (text), then `Done` with the `Answer`.
 
         `flt` is the asker's access filter (compiled into every retrieval); `owner` keeps their drafts apart.
+        Steps: retrieve -> refuse if nothing is relevant -> fit sources -> generate -> check -> answer.
         """
         t0 = time.monotonic()
-        history = list(history or [])
-        lang = detect_language(question)
-        flt = flt or SearchFilter()
-        k = max(self.settings.answer_sources, 8)
-        # Follow-ups: retrieve with the conversation's first question for context; if its sources still
-        # cover the new question, keep them (same prompt prefix: KV cache reuse), else start afresh.
+        found = self._retrieve(question, list(history or []), flt or SearchFilter())
+        if not found.relevant(self.settings):
+            yield from self._refuse(found, "no relevant passage")
+            return
+        model = self._model_provider()
+        citations = [_citation(n, h) for n, h in enumerate(self._fit(found.hits, model), start=1)]
+        messages, prompt_ref = self._messages(found.language, citations, found.history, question, owner)
+        yield SourcesShown(citations, prompt_ref)
+        draft = _Draft(retrieved_s=found.retrieved_s)
+        yield from self._generate(model, messages, len(citations), cancel, draft)
+        shown = _Shown(model, prompt_ref, citations)
+        if draft.doubtful:
+            yield from self._refuse(found, f"the model doubts the sources answer (refusal marker probability "
+                                    f"{draft.doubt:.2f} at the first token)", draft, shown)
+            return
+        grounded, reason = self.check_draft(draft.text, citations, found.language, question)
+        if grounded is None:
+            yield from self._refuse(found, reason or "", draft, shown)
+            return
+        self._remember_draft(owner, grounded.text, citations, draft.raw)
+        yield Done(Answer(
+            question=question, answer=grounded.text, citations=[c for c in citations if c.n in grounded.cited],
+            refused=False, language=found.language, model=model.name, model_sha256=model.sha256,
+            prompt_version=prompt_ref, sources=citations, closest_documents=found.closest,
+            removed_markers=draft.removed_markers, relevance=found.relevance,
+            dropped_citations=grounded.dropped_citations, dropped_sentences=grounded.dropped_sentences,
+            draft=draft.text, refusal_probability=draft.doubt,
+            timings={**draft.timings, "total_s": time.monotonic() - t0}))
+
+    def _retrieve(self, question: str, history: list[Turn], flt: SearchFilter) -> _Retrieval:
+        """Passages for the question under the filter. A follow-up retrieves with the conversation's first
+        question for context; if its sources still cover the new question they are kept (same prompt prefix:
+        KV cache reuse), else the conversation starts afresh."""
+        t0 = time.monotonic()
+        k = max(self.settings.answer_sources, MIN_RETRIEVED)
         anchor = history[0].question if history else question
         anchor_hits, _ = self.index.retrieve(anchor, k, flt) if history else ([], 0.0)
         hits, relevance = self.index.retrieve(f"{anchor} {question}" if history else question, k, flt)
@@ -209,72 +281,47 @@ class AnswerPipeline:
             hits = anchor_hits
         else:
             history = []
-        retrieved_s = time.monotonic() - t0
-        closest = list(dict.fromkeys(h.chunk.doc_title for h in hits))[:3]
+        return _Retrieval(question, detect_language(question), history, hits, relevance,
+                          list(dict.fromkeys(h.chunk.doc_title for h in hits))[:CLOSEST_DOCUMENTS],
+                          time.monotonic() - t0)
 
-        threshold = self.settings.relevance_threshold_en if lang == "en" else self.settings.relevance_threshold
-        if not hits or relevance < threshold:
-            yield from self._refuse(question, lang, "no relevant passage", relevance, closest, hits,
-                                    {"retrieval_s": retrieved_s})
-            return
-
-        model = self._model_provider()
-        fitted = self._fit(hits, model)
-        citations = [_citation(n, h) for n, h in enumerate(fitted, start=1)]
-        messages, prompt_ref = self._messages(lang, citations, history, question, owner)
-        yield SourcesShown(citations, prompt_ref)
-
+    def _generate(self, model: LocalModel, messages: list[dict[str, str]], n_sources: int,
+                  cancel: threading.Event | None, draft: _Draft) -> Iterator[AnswerEvent]:
+        """Stream the model's tokens with invalid [n] removed; the first characters are held back until they
+        cannot be the refusal marker, and generation stops before anything shows if the model doubts."""
         stats = GenerationStats()
         deadline = time.monotonic() + self.settings.generation_timeout_s
-        flt_stream = CitationStreamFilter(len(citations))
-        head, streaming, doubtful, generated = "", False, False, []
+        cleaner = CitationStreamFilter(n_sources)
+        head, generated = "", []
         pieces = model.stream_chat(messages, cancel=cancel, deadline=deadline, stats=stats,
                                    watch_first=model.first_tokens(REFUSAL_MARKERS))
         try:
             for piece in pieces:
                 generated.append(piece)
-                if not streaming and self.doubtful(stats.watched_first_p):
-                    doubtful = True  # nothing was shown yet: stop generating, refuse below
+                if not draft.streamed and self.doubtful(stats.watched_first_p):
+                    draft.doubtful = True  # nothing was shown yet: stop generating, the caller refuses
                     break
-                if not streaming:  # hold the first characters back until we know it is not a refusal marker
+                if not draft.streamed:
                     head += piece
                     stripped = head.lstrip()
                     if any(m.startswith(stripped[: len(m)]) for m in REFUSAL_MARKERS) and len(stripped) < 12:
                         continue
-                    streaming, piece = True, head
-                for out in flt_stream.feed(piece):
+                    draft.streamed, piece = True, head
+                for out in cleaner.feed(piece):
                     yield Token(out)
         finally:
             pieces.close()
-        timings = {"retrieval_s": retrieved_s, "first_token_s": (stats.first_token_s or 0.0) + retrieved_s,
-                   "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
-        doubt = stats.watched_first_p
-        if doubtful:
-            yield from self._refuse(question, lang, f"the model doubts the sources answer (refusal marker "
-                                    f"probability {doubt:.2f} at the first token)", relevance, closest, hits,
-                                    timings, model=model, prompt_ref=prompt_ref, sources=citations,
-                                    refusal_probability=doubt)
+        draft.doubt = stats.watched_first_p
+        draft.timings = {"retrieval_s": draft.retrieved_s,
+                         "first_token_s": (stats.first_token_s or 0.0) + draft.retrieved_s,
+                         "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
+        if draft.doubtful:
             return
-        for out in flt_stream.feed(head if not streaming else ""):
+        for out in [*cleaner.feed(head if not draft.streamed else ""), *cleaner.flush()]:
             yield Token(out)
-        for out in flt_stream.flush():
-            yield Token(out)
-
-        text = tidy(flt_stream.text)
-        grounded, reason = self.check_draft(text, citations, lang, question)
-        if grounded is None:
-            yield from self._refuse(question, lang, reason or "", relevance, closest, hits, timings, model=model,
-                                    prompt_ref=prompt_ref, sources=citations, draft=text, refusal_probability=doubt,
-                                    streamed=streaming)
-            return
-        cited = [c for c in citations if c.n in grounded.cited]
-        self._remember_draft(owner, grounded.text, citations, "".join(generated).strip())
-        answer = Answer(question=question, answer=grounded.text, citations=cited, refused=False, language=lang,
-                        model=model.name, model_sha256=model.sha256, prompt_version=prompt_ref, sources=citations,
-                        closest_documents=closest, removed_markers=flt_stream.check.removed, relevance=relevance,
-                        dropped_citations=grounded.dropped_citations, dropped_sentences=grounded.dropped_sentences,
-                        draft=text, refusal_probability=doubt, timings={**timings, "total_s": time.monotonic() - t0})
-        yield Done(answer)
+        draft.text = tidy(cleaner.text)
+        draft.raw = "".join(generated).strip()
+        draft.removed_markers = cleaner.check.removed
 
     def doubtful(self, refusal_p: float | None) -> bool:
         """The model's own doubt: its refusal marker had at least `refusal_probability` as the first token."""
@@ -294,24 +341,25 @@ class AnswerPipeline:
             return None, "no sentence of the draft answer is supported by the sources"
         return grounded, None
 
-    def _refuse(self, question: str, lang: str, reason: str, relevance: float, closest: list[str],
-                hits: list[SearchHit], timings: dict[str, float], model: LocalModel | None = None,
-                prompt_ref: str | None = None, sources: list[Citation] | None = None,
-                draft: str = "", refusal_probability: float | None = None,
-                streamed: bool = False) -> Iterator[AnswerEvent]:
-        refusal = load_prompt("refusal", lang)
+    def _refuse(self, found: _Retrieval, reason: str, draft: _Draft | None = None,
+                shown: _Shown | None = None) -> Iterator[AnswerEvent]:
+        """The refusal, with the closest documents the asker may see (they come from the filtered hits)."""
+        refusal = load_prompt("refusal", found.language)
         text = refusal.text
-        if closest:
-            text += "\n\n" + load_prompt("closest", lang).text + "\n" + "\n".join(f"- {d}" for d in closest)
-        if not streamed:  # else the client has the model's draft on screen: `done` carries the refusal
+        if found.closest:
+            text += "\n\n" + load_prompt("closest", found.language).text + "\n" + "\n".join(
+                f"- {d}" for d in found.closest)
+        if not (draft and draft.streamed):  # else the draft is on screen: `Done` carries the refusal
             yield Token(text)
-        answer = Answer(question=question, answer=text, citations=[], refused=True, language=lang,
-                        model=model.name if model else self.settings.resolved_llm_model.stem,
-                        model_sha256=model.sha256 if model else self.settings.llm_sha256,
-                        prompt_version=prompt_ref or refusal.ref, refusal_reason=reason,
-                        sources=sources or [], closest_documents=closest, relevance=relevance, draft=draft,
-                        refusal_probability=refusal_probability, timings=timings)
-        yield Done(answer)
+        model = shown.model if shown else None
+        yield Done(Answer(
+            question=found.question, answer=text, citations=[], refused=True, language=found.language,
+            model=model.name if model else self.settings.resolved_llm_model.stem,
+            model_sha256=model.sha256 if model else self.settings.llm_sha256,
+            prompt_version=shown.prompt_ref if shown else refusal.ref, refusal_reason=reason,
+            sources=shown.citations if shown else [], closest_documents=found.closest, relevance=found.relevance,
+            draft=draft.text if draft else "", refusal_probability=draft.doubt if draft else None,
+            timings=draft.timings if draft else {"retrieval_s": found.retrieved_s}))
 
     def ask(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None) -> Answer:
         """Blocking variant of `stream`."""

@@ -111,3 +111,23 @@ def test_a_point_without_a_known_level_is_refused(tmp_path):
                                       SparseVectorData([], []), {"classification": "SECRET-DEFENSE"})])
     finally:
         store.close()
+
+
+def test_fusion_across_partitions_ranks_as_qdrants_own_rrf_on_one_collection(embedder, tmp_path):
+    """With every document at one level, the server-side fusion gives Qdrant's own hybrid ranking and scores."""
+    settings = VigieSettings(home=tmp_path, parse_timeout_s=120)
+    single = DocumentIndex(settings, store=EdgeStore(tmp_path / "single"), embedder=embedder,
+                           catalog=Catalog(tmp_path / "single.sqlite3"))
+    split = _index(tmp_path / "split", "edge", embedder)
+    try:
+        for idx in (single, split):
+            _ingest_common(idx)
+            run_ingest([SAMPLES / "classification-levels-note.md"], idx)  # relabel DR -> NP: one level only
+        for query in QUERIES:
+            a = single.search(query, k=8, mode="hybrid")
+            b = split.search(query, k=8, mode="hybrid")
+            assert [h.chunk.chunk_id for h in a] == [h.chunk.chunk_id for h in b], query
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], rel=1e-6)
+    finally:
+        single.close()
+        split.close()
