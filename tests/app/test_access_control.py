@@ -293,3 +293,38 @@ def test_a_user_reads_only_their_own_stored_answers(world):
         assert done["id"] not in {a["id"] for a in client.get("/answers", headers=_h(world, other)).json()["answers"]}
     record = next(r for r in world["state"].audit.records() if r.event.answer_id == done["id"])
     assert record.event.user == "lecteur-np" and record.event.action == "ask" and record.event.outcome == "refused"
+
+
+def test_trusted_header_mode_maps_the_proxy_user_and_nothing_else(world):
+    client, settings = world["client"], world["state"].settings
+    settings.trusted_user_header = "X-Remote-User"
+    try:
+        docs = client.get("/documents", headers={"X-Remote-User": "lecteur-dr"})
+        assert docs.status_code == 200 and _canaries_in(docs.text) == visible(USERS[1])
+        assert client.get("/documents", headers={"X-Remote-User": "inconnu"}).status_code == 401
+        assert client.get("/documents").status_code == 401
+    finally:
+        settings.trusted_user_header = None
+    assert client.get("/documents", headers={"X-Remote-User": "lecteur-dr"}).status_code == 401  # mode off
+
+
+def test_the_engine_refuses_to_listen_beyond_loopback_without_authentication(tmp_path):
+    from app.engine.server import UnsafeBind, check_bind
+
+    settings = VigieSettings(home=tmp_path)
+    accounts = open_accounts(settings)
+    try:
+        check_bind(settings, accounts, "127.0.0.1")
+        with pytest.raises(UnsafeBind, match="no enabled account"):
+            check_bind(settings, accounts, "0.0.0.0")
+        accounts.add_user("quelquun", PASSWORD, "NP")
+        check_bind(settings, accounts, "0.0.0.0")
+        accounts.disable("quelquun")
+        with pytest.raises(UnsafeBind):
+            check_bind(settings, accounts, "10.1.2.3")
+        accounts.enable("quelquun")
+        trusted = settings.model_copy(update={"trusted_user_header": "X-Remote-User"})
+        with pytest.raises(UnsafeBind, match="loopback only"):
+            check_bind(trusted, accounts, "0.0.0.0")
+    finally:
+        accounts.close()

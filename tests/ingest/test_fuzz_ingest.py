@@ -152,12 +152,13 @@ RANDOM_FILES = st.lists(_random_file(), min_size=6, max_size=14)
 # ---- the shared index and the batch checks --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fuzz_index(tmp_path_factory):
-    """One index for the module, with the real embedding model cut to 64 tokens a chunk: junk text fills the
-    whole 512-token window and embedding it at full length would dominate the run on a small CI machine."""
+    """One index for the module, built as `vigie` builds it, with the real embedding model cut to 16 tokens a
+    chunk: the tokenizer still reads every chunk whole, but junk text fills the 512-token window and embedding
+    it at full length would dominate the run on a small CI machine."""
     if not (EMBEDDING_MODEL / "modules.json").is_file():
         pytest.fail(f"embedding model missing at {EMBEDDING_MODEL}: run scripts/install.sh")
     home = tmp_path_factory.mktemp("fuzz-home")
-    idx = DocumentIndex(VigieSettings(home=home, embedding_model=EMBEDDING_MODEL, embedding_max_seq_length=64,
+    idx = DocumentIndex(VigieSettings(home=home, embedding_model=EMBEDDING_MODEL, embedding_max_seq_length=16,
                                       parse_timeout_s=60))
     yield idx
     idx.close()
