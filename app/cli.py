@@ -114,7 +114,9 @@ def ingest(
         _check_local_ingest(settings, principal, paths)
         index = _open_index(settings)
         try:
-            report = run_ingest(paths, index, access=access, sync=sync, progress=progress).to_json()
+            roots = None if principal.unrestricted else settings.resolved_ingest_roots
+            report = run_ingest(paths, index, access=access, sync=sync, progress=progress,
+                                allowed_roots=roots).to_json()
         finally:
             if progress:
                 progress.stop()

@@ -7,6 +7,7 @@ user's rights when `act_as` names them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,15 @@ from typing import Any
 import httpx
 
 from index.settings import VigieSettings
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_local_credential(settings: VigieSettings) -> str | None:
@@ -27,7 +37,8 @@ class EngineClient:
     def __init__(self, settings: VigieSettings, token: str | None = None, act_as: str | None = None,
                  timeout: float = 600.0) -> None:
         headers = {}
-        token = token or read_local_credential(settings)
+        if token is None and is_loopback_host(settings.engine_host):  # never send the shell's secret off-host
+            token = read_local_credential(settings)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if act_as:

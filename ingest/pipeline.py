@@ -79,6 +79,11 @@ class _Pending:
     access: AccessLabel
 
 
+def _inside(path: Path, roots: list[Path]) -> bool:
+    real = path.resolve()
+    return any(real == root or real.is_relative_to(root) for root in roots)
+
+
 def _root_of(path: Path, folders: list[Path]) -> Path | None:
     """The deepest walked folder holding `path` (label files apply from there down)."""
     holding = [f for f in folders if path.is_relative_to(f)]
@@ -103,8 +108,12 @@ def _make_chunks(pending: _Pending, outcome: ParseOutcome, access: AccessLabel, 
 
 
 def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel | None = None,
-               sync: bool = False, progress: ProgressSink | None = None) -> IngestReport:
-    """Ingest files and folders into `index`; bad files are reported, the rest of the batch goes on."""
+               sync: bool = False, progress: ProgressSink | None = None,
+               allowed_roots: list[Path] | None = None) -> IngestReport:
+    """Ingest files and folders into `index`; bad files are reported, the rest of the batch goes on.
+
+    With `allowed_roots`, a file whose real path (symlinks followed) lies outside them is refused.
+    """
     settings = index.settings
     access = access or AccessLabel()
     progress = progress or _NoProgress()
@@ -118,6 +127,8 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
     to_parse: list[_Pending] = []
     for path in files:
         try:
+            if allowed_roots is not None and not _inside(path, allowed_roots):
+                raise UnsupportedFile("outside the folders this engine may ingest from (a symbolic link?)")
             size_mb = path.stat().st_size / 1_048_576
             if size_mb > settings.max_file_mb:
                 raise UnsupportedFile(f"file too large: {size_mb:.0f} MB > limit {settings.max_file_mb:.0f} MB")

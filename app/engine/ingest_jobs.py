@@ -26,6 +26,7 @@ class IngestJob:
     access: AccessLabel
     sync: bool
     owner: str = ""
+    allowed_roots: list[Path] | None = None  # None: the shell's local administrator, not bound
     status: str = "queued"  # queued, running, done, failed
     total_files: int = 0
     done_files: int = 0
@@ -67,8 +68,10 @@ class IngestJobs:
         self._lock = threading.Lock()
         threading.Thread(target=self._work, name="vigie-ingest", daemon=True).start()
 
-    def submit(self, paths: list[str], access: AccessLabel, sync: bool, owner: str = "") -> IngestJob:
-        job = IngestJob(id=f"job-{next(self._ids)}", paths=paths, access=access, sync=sync, owner=owner)
+    def submit(self, paths: list[str], access: AccessLabel, sync: bool, owner: str = "",
+               allowed_roots: list[Path] | None = None) -> IngestJob:
+        job = IngestJob(id=f"job-{next(self._ids)}", paths=paths, access=access, sync=sync, owner=owner,
+                        allowed_roots=allowed_roots)
         with self._lock:
             self._jobs[job.id] = job
             finished = [j for j in self._jobs.values() if j.status in {"done", "failed"}]
@@ -91,7 +94,7 @@ class IngestJobs:
             job.status = "running"
             try:
                 report = run_ingest([Path(p) for p in job.paths], self.index, access=job.access, sync=job.sync,
-                                    progress=job)
+                                    progress=job, allowed_roots=job.allowed_roots)
                 job.report = report.to_json()
                 job.status = "done"
             except Exception as exc:

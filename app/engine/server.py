@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from fastapi import FastAPI
@@ -10,6 +9,7 @@ from fastapi import FastAPI
 from app.accounts import AccountStore
 from app.engine.routes import answers, audit, documents, health_auth, openai, search
 from app.engine.state import EngineState
+from app.engine_client import is_loopback_host
 from index.settings import VigieSettings
 
 log = logging.getLogger(__name__)
@@ -27,18 +27,9 @@ def create_app(state: EngineState) -> FastAPI:
     return app
 
 
-def is_loopback(host: str) -> bool:
-    if host in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(settings: VigieSettings, accounts: AccountStore, host: str) -> None:
     """Loopback always; another address only with accounts to authenticate and no trusted-header mode."""
-    if is_loopback(host):
+    if is_loopback_host(host):
         return
     if settings.trusted_user_header:
         raise UnsafeBind(f"refusing to listen on {host}: with trusted_user_header set, the engine trusts whoever "

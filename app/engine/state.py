@@ -37,7 +37,7 @@ def open_audit(settings: VigieSettings) -> AuditTrail:
 def write_local_credential(path: Path) -> str:
     """A fresh credential for the server's own shell, readable only by the account that owns VIGIE_HOME."""
     credential = "vgl_" + secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

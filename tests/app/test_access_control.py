@@ -220,6 +220,34 @@ def test_ingest_reads_only_below_the_allowed_roots(world, tmp_path):
     assert ok.status_code == 200
 
 
+def test_a_symlink_inside_a_root_does_not_lead_outside_it(world, tmp_path):
+    import time
+
+    outside = tmp_path / "ailleurs"
+    outside.mkdir()
+    (outside / "fuite.md").write_text("# Fuite\n\nLe texte CANARIFUITEXQ vient de hors de la racine autorisée.\n")
+    inside = world["corpus"] / "sous-dossier"
+    inside.mkdir()
+    (inside / "lien").symlink_to(outside, target_is_directory=True)  # folders behind links are not walked
+    (inside / "fuite.md").symlink_to(outside / "fuite.md")  # a file behind a link is refused
+    try:
+        job = world["client"].post("/ingest", headers=_h(world, "admin-dr"), json={"paths": [str(inside)]}).json()
+        for _ in range(600):
+            job = world["client"].get(f"/ingest/{job['id']}", headers=_h(world, "admin-dr")).json()
+            if job["status"] in {"done", "failed"}:
+                break
+            time.sleep(0.1)
+        assert job["status"] == "done", job
+        assert [Path(f["path"]).name for f in job["report"]["failed"]] == ["fuite.md"]
+        assert "outside the folders" in job["report"]["failed"][0]["reason"]
+        hits = world["state"].index.search("CANARIFUITEXQ", k=5)
+        assert not any("CANARIFUITEXQ" in h.chunk.text for h in hits)
+    finally:
+        (inside / "lien").unlink()
+        (inside / "fuite.md").unlink()
+        inside.rmdir()
+
+
 def test_uploads_refuse_traversal_and_hidden_names(world):
     client, headers = world["client"], _h(world, "admin-dr")
     for name in ("../../etc/cron.d/x.md", "/tmp/abs.md", "..", ".bashrc", "a/b.md", "x.exe", "..\\evil.md"):

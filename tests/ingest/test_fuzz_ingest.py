@@ -181,7 +181,18 @@ def batch_folders(tmp_path_factory):
 def _ingest_and_check(folder: Path, idx: DocumentIndex) -> tuple[IngestReport, dict[str, str], set[str]]:
     """Ingest `folder` in one batch and check the invariants; returns (report, failures by name, indexed names)."""
     names = {p.name for p in folder.iterdir()}
-    report = run_ingest([folder], idx)  # must not raise, whatever the files hold
+    import resource, time
+    class P:
+        def start(self, n): self.t = time.monotonic(); self.log = []
+        def file_done(self, path, status, pages, chunks):
+            now = time.monotonic(); self.log.append((round(now - self.t, 2), path.name, status, chunks)); self.t = now
+    pr = P()
+    r0s, r0c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = run_ingest([folder], idx, progress=pr)  # must not raise, whatever the files hold
+    r1s, r1c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print("\nDBG", folder.name, report.files, report.chunks_added, "wall", round(report.seconds, 1), "embed", round(report.embed_seconds, 1), "index", round(report.index_seconds, 1),
+          "cpu self", round(r1s.ru_utime - r0s.ru_utime, 1), "children", round(r1c.ru_utime - r0c.ru_utime, 1), flush=True)
+    print("   ", sorted(pr.log, reverse=True)[:6])
 
     failed = {Path(f.path).name: f.reason for f in report.failed}
     assert len(failed) == len(report.failed), report.failed
@@ -207,6 +218,7 @@ def _ingest_and_check(folder: Path, idx: DocumentIndex) -> tuple[IngestReport, d
         assert idx.store.count(doc_id=record.doc_id, doc_sha256=record.sha256) == record.chunk_count, name
     assert idx.store.count() == sum(r.chunk_count for r in idx.catalog.all())
     assert report.chunks_added == sum(r.chunk_count for r in records.values())
+    print("DBG checks", round(time.monotonic() - pr.t, 2), flush=True)
     return report, failed, indexed
 
 

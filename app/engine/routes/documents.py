@@ -70,7 +70,8 @@ def _job_visible(principal: Principal, job: IngestJob) -> bool:
 
 def _submit(state: EngineState, principal: Principal, client: str, paths: list[str], access: AccessLabel,
             sync: bool, action: str = "ingest", detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    job = state.jobs.submit(paths, access, sync, owner=principal.audit_name[0])
+    roots = None if principal.unrestricted else state.settings.resolved_ingest_roots
+    job = state.jobs.submit(paths, access, sync, owner=principal.audit_name[0], allowed_roots=roots)
     state.record(principal.event(action, "ok", client, detail={
         "job": job.id, "stage": "submitted", "paths": paths, "collection": access.collection,
         "classification": access.classification, "groups": list(access.groups), **(detail or {})}))
