@@ -53,7 +53,9 @@ def detect_format(path: Path) -> str:
             raise UnsupportedFile(f"not a valid .{fmt} file: corrupt zip package ({str(exc)[:200]})") from exc
         if not any(name.startswith(_ZIP_FORMATS[fmt]) for name in names):
             raise UnsupportedFile(f"not a valid .{fmt} file: the zip holds no {_ZIP_FORMATS[fmt]} part")
-    if fmt in {"txt", "md", "html", "eml"} and b"\x00" in head:
+    # UTF-16 text with a BOM (Notepad "Unicode", PowerShell 5 redirection) is full of NULs; decode_text reads it
+    utf16 = fmt in {"txt", "md", "html"} and head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if fmt in {"txt", "md", "html", "eml"} and b"\x00" in head and not utf16:
         raise UnsupportedFile(f"binary content in a .{path.suffix.lstrip('.')} file (mislabeled?)")
     return fmt
 
