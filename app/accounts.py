@@ -12,7 +12,6 @@ import hmac
 import json
 import logging
 import math
-import os
 import re
 import secrets
 import sqlite3
@@ -28,7 +27,7 @@ from typing import Any
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.migrations import Migrations
+from app.migrations import Migrations, open_private_db
 
 log = logging.getLogger(__name__)
 
@@ -220,24 +219,7 @@ class AccountStore:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
-            os.chmod(path.parent, 0o700)
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        os.chmod(path, 0o600)  # also tightens a file created by hand; SQLite gives -wal/-shm the same mode
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA secure_delete = ON")  # a changed password hash or a purged token leaves no trace
-            ran = ACCOUNT_MIGRATIONS.apply(db)
-        except BaseException:
-            db.close()
-            raise
-        if ran:
-            log.info("account store %s: applied %s", path, ", ".join(ran))
-        return db
+        return open_private_db(path, ACCOUNT_MIGRATIONS)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

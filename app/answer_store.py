@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.answer import Answer, Citation
-from app.migrations import Migrations
+from app.migrations import Migrations, open_private_db
 
 log = logging.getLogger(__name__)
 
@@ -128,24 +127,7 @@ class AnswerStore:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
-            os.chmod(path.parent, 0o700)
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        os.chmod(path, 0o600)  # also tightens a file created by hand; SQLite gives -wal/-shm the same mode
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA secure_delete = ON")  # a deleted answer leaves no readable trace in the file
-            ran = ANSWER_MIGRATIONS.apply(db)
-        except BaseException:
-            db.close()
-            raise
-        if ran:
-            log.info("answer store %s: applied %s", path, ", ".join(ran))
-        return db
+        return open_private_db(path, ANSWER_MIGRATIONS)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

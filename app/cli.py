@@ -24,6 +24,7 @@ from app.principal import Principal
 from app.progress import RichIngestProgress
 from index.models import AccessLabel
 from index.settings import VigieSettings
+from ingest.files import is_inside
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigie: sovereign document assistant.")
 app.add_typer(users_app, name="users")
@@ -142,8 +143,7 @@ def _check_local_ingest(settings: VigieSettings, principal: Principal, paths: li
         raise typer.Exit(2)
     roots = settings.resolved_ingest_roots
     for p in paths:
-        target = p.resolve()
-        if not any(target == r or target.is_relative_to(r) for r in roots):
+        if not is_inside(p, roots):
             err.print(f"[red]error:[/red] {p} is outside the folders user {principal.name} may ingest from "
                       "(VIGIE_INGEST_ROOTS)")
             raise typer.Exit(2)

@@ -17,10 +17,12 @@ Steps must use `db.execute` (not `executescript`, which would commit half-way).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +92,27 @@ class Migrations:
             log.info("%s database: applied migration %s", self.kind, name)
             ran.append(name)
         return ran
+
+
+def open_private_db(path: Path, migrations: Migrations, secure_delete: bool = True) -> sqlite3.Connection:
+    """A SQLite file only its owner reads (folder 0700 when created, file 0600), WAL, synchronous=FULL,
+    foreign keys on, shared by threads (callers hold their own lock), with `migrations` applied."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+        os.chmod(path.parent, 0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    os.chmod(path, 0o600)  # also tightens a file created by hand; SQLite gives -wal/-shm the same mode
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        if secure_delete:  # replaced or deleted rows leave no readable trace in the file
+            db.execute("PRAGMA secure_delete = ON")
+        ran = migrations.apply(db)
+    except BaseException:
+        db.close()
+        raise
+    if ran:
+        log.info("%s store %s: applied %s", migrations.kind, path, ", ".join(ran))
+    return db

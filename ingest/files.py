@@ -60,6 +60,12 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
+def is_inside(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether the real path (symlinks followed) is one of `roots` or lies below one (roots already resolved)."""
+    real = path.resolve()
+    return any(real == root or real.is_relative_to(root) for root in roots)
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of the file's bytes."""
     digest = hashlib.sha256()

@@ -15,7 +15,7 @@ from index.document_index import DocumentIndex, DocumentVersion
 from index.models import AccessLabel, Chunk, document_id
 from index.sparse import detect_language
 from ingest.chunking import chunk_elements
-from ingest.files import UnsupportedFile, detect_format, discover, file_sha256
+from ingest.files import UnsupportedFile, detect_format, discover, file_sha256, is_inside
 from ingest.labels import LabelError, label_for
 from ingest.worker import ParseOutcome, ParserWorker
 
@@ -79,11 +79,6 @@ class _Pending:
     access: AccessLabel
 
 
-def _inside(path: Path, roots: list[Path]) -> bool:
-    real = path.resolve()
-    return any(real == root or real.is_relative_to(root) for root in roots)
-
-
 def _root_of(path: Path, folders: list[Path]) -> Path | None:
     """The deepest walked folder holding `path` (label files apply from there down)."""
     holding = [f for f in folders if path.is_relative_to(f)]
@@ -127,7 +122,7 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
     to_parse: list[_Pending] = []
     for path in files:
         try:
-            if allowed_roots is not None and not _inside(path, allowed_roots):
+            if allowed_roots is not None and not is_inside(path, allowed_roots):
                 raise UnsupportedFile("outside the folders this engine may ingest from (a symbolic link?)")
             size_mb = path.stat().st_size / 1_048_576
             if size_mb > settings.max_file_mb:

@@ -22,7 +22,7 @@ from app.engine.state import EngineState
 from app.principal import Principal
 from index.catalog import DocumentRecord
 from index.models import AccessLabel
-from ingest.files import FORMATS
+from ingest.files import FORMATS, is_inside
 
 router = APIRouter()
 admin = require_role("admin")
@@ -56,8 +56,7 @@ def check_ingest_path(state: EngineState, principal: Principal, raw: str) -> Pat
     path = Path(raw).resolve()  # symlinks followed: the target is what is checked
     if principal.unrestricted:
         return path
-    roots = state.settings.resolved_ingest_roots
-    if not any(path == root or path.is_relative_to(root) for root in roots):
+    if not is_inside(path, state.settings.resolved_ingest_roots):
         raise HTTPException(403, f"path {raw!r} is outside the folders this engine may ingest from "
                                  "(VIGIE_INGEST_ROOTS)")
     return path
