@@ -56,6 +56,8 @@ class Citation:
     language: str = "fr"  # of the passage, detected at ingestion
     doc_id: str = ""
     doc_sha256: str = ""  # the document version the passage was read from
+    classification: str = ""  # the document's level when the answer was given ("" on older answers)
+    groups: list[str] = field(default_factory=list)  # its need-to-know groups then
 
 
 @dataclass
@@ -82,6 +84,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     id: str = field(default_factory=lambda: f"ans-{uuid.uuid4().hex}")
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    conversation_id: str | None = None  # set by the answer service when the answer is stored
+    filters: dict[str, list[str]] = field(default_factory=dict)  # what narrowed retrieval: collections, formats
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready answer; citations carry n, document, page, section, chunk_id, text, path and language."""
@@ -101,7 +105,7 @@ def _citation(n: int, hit: SearchHit) -> Citation:
     c = hit.chunk
     return Citation(n=n, document=c.doc_title, path=c.doc_path, page=c.page_start, page_end=c.page_end,
                     section=c.section_path, chunk_id=c.chunk_id, text=c.text, language=c.language, doc_id=c.doc_id,
-                    doc_sha256=c.doc_sha256)
+                    doc_sha256=c.doc_sha256, classification=c.access.classification, groups=list(c.access.groups))
 
 
 def citation_label(c: Citation) -> str:

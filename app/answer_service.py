@@ -30,16 +30,28 @@ class AnswerService:
 
     def stream(self, principal: Principal, question: str, history: Sequence[Turn] = (),
                collections: Sequence[str] = (), cancel: threading.Event | None = None, client: str = "local-shell",
-               route: str = "cli") -> Iterator[AnswerEvent]:
-        """The pipeline's events; `Done` comes only once the answer is stored and audited."""
-        flt = principal.reader.search_filter(collections=collections)
+               route: str = "cli", formats: Sequence[str] = (),
+               conversation_id: str | None = None) -> Iterator[AnswerEvent]:
+        """The pipeline's events; `Done` comes only once the answer is stored and audited.
+
+        With `conversation_id` (the caller's own: check it first) the answer joins that conversation and, when
+        no `history` is given, the conversation's previous answers are the history.
+        """
+        flt = principal.reader.search_filter(collections=collections, formats=formats)
+        if conversation_id and not history:
+            history = [Turn(q, a) for q, a in self.answers.turns(conversation_id, principal.name)]
+        filters = {"collections": list(flt.collections), "formats": list(flt.formats)}
         for event in self.pipeline.stream(question, list(history), flt, cancel, owner=principal.name):
             if isinstance(event, Done):
                 answer = event.answer
+                answer.filters = {k: v for k, v in filters.items() if v}
+                answer.conversation_id = conversation_id
                 try:
-                    self.answers.save(answer, owner=principal.name)
+                    self.answers.save(answer, owner=principal.name, conversation_id=conversation_id)
                     self.audit.append(principal.event("ask", "refused" if answer.refused else "ok", client,
-                                                      **answer.audit_fields(), detail={"route": route}))
+                                                      **answer.audit_fields(),
+                                                      detail={"route": route, "conversation": conversation_id,
+                                                              **answer.filters}))
                 except AuditWriteError as exc:
                     log.error("audit write failed, answer %s withheld: %s", answer.id, exc)
                     yield Failed("the audit trail cannot be written; answer withheld")

@@ -13,9 +13,11 @@ import json
 import logging
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,19 @@ log = logging.getLogger(__name__)
 
 _ANSWER_FIELDS = frozenset(f.name for f in fields(Answer))
 _CITATION_FIELDS = frozenset(f.name for f in fields(Citation))
+
+
+TITLE_MAX = 200
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _title(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"a conversation title must be a non-empty string, got {value!r}")
+    return " ".join(value.split())[:TITLE_MAX]
 
 
 class AnswerConflict(ValueError):
@@ -82,6 +97,23 @@ def m001_answers(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX answers_by_conversation ON answers(conversation_id)")
     db.execute("CREATE INDEX citations_by_chunk ON citations(chunk_id)")
     db.execute("CREATE INDEX citations_by_document ON citations(doc_id, doc_sha256)")
+
+
+@ANSWER_MIGRATIONS
+def m002_conversations(db: sqlite3.Connection) -> None:
+    """Conversations: a user's named sequence of answers (the answers carry `conversation_id`)."""
+    db.execute("""
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            title TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX conversations_by_owner ON conversations(owner, updated_at)")
+    db.execute("INSERT INTO conversations (id, owner, title, created_at, updated_at) "
+               "SELECT conversation_id, owner, MIN(question), MIN(created_at), MAX(created_at) FROM answers "
+               "WHERE conversation_id IS NOT NULL GROUP BY conversation_id, owner")
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -170,8 +202,12 @@ class AnswerStore:
         owner = self._check_owner(owner)
         if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
             raise ValueError(f"conversation_id must be None or a non-empty string, got {conversation_id!r}")
+        if conversation_id is not None and answer.conversation_id != conversation_id:
+            answer = replace(answer, conversation_id=conversation_id)  # the stored body names its conversation
         body = canonical_json(answer)
         with self._tx() as db:
+            if conversation_id is not None:
+                self._attach(db, conversation_id, owner, answer)
             row = db.execute("SELECT owner, conversation_id, body_json FROM answers WHERE id = ?",
                              (answer.id,)).fetchone()
             if row is not None:
@@ -210,6 +246,91 @@ class AnswerStore:
         owner = self._check_owner(owner)
         with self._tx() as db:
             return db.execute("DELETE FROM answers WHERE id = ? AND owner = ?", (answer_id, owner)).rowcount > 0
+
+    # ------------------------------------------------------------------------------------ conversations
+
+    @staticmethod
+    def _attach(db: sqlite3.Connection, conversation_id: str, owner: str, answer: Answer) -> None:
+        """The conversation receiving `answer`: created (titled by the question) when new, refused when
+        it belongs to someone else."""
+        row = db.execute("SELECT owner FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        if row is None:
+            db.execute("INSERT INTO conversations (id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                       (conversation_id, owner, _title(answer.question), answer.created_at, answer.created_at))
+        elif row[0] != owner:
+            raise AnswerConflict(answer.id)
+        else:
+            db.execute("UPDATE conversations SET updated_at = MAX(updated_at, ?) WHERE id = ?",
+                       (answer.created_at, conversation_id))
+
+    @staticmethod
+    def _conversation_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+        cid, title, created_at, updated_at, count = row
+        return {"id": cid, "title": title, "created_at": created_at, "updated_at": updated_at, "answers": count}
+
+    _CONVERSATION_SQL = ("SELECT c.id, c.title, c.created_at, c.updated_at, "
+                         "(SELECT COUNT(*) FROM answers a WHERE a.conversation_id = c.id AND a.owner = c.owner) "
+                         "FROM conversations c")
+
+    def create_conversation(self, owner: str, title: str) -> dict[str, Any]:
+        """A new empty conversation of `owner`."""
+        owner, title = self._check_owner(owner), _title(title)
+        cid, now = f"conv-{uuid.uuid4().hex}", _now()
+        with self._tx() as db:
+            db.execute("INSERT INTO conversations (id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                       (cid, owner, title, now, now))
+        return {"id": cid, "title": title, "created_at": now, "updated_at": now, "answers": 0}
+
+    def owns_conversation(self, conversation_id: str, owner: str) -> bool:
+        """Whether `conversation_id` is a conversation of `owner`."""
+        return bool(self._fetch("SELECT 1 FROM conversations WHERE id = ? AND owner = ?",
+                                (conversation_id, self._check_owner(owner))))
+
+    def conversations(self, owner: str, limit: int = 200) -> list[dict[str, Any]]:
+        """`owner`'s conversations, most recently active first, with their answer counts."""
+        rows = self._fetch(self._CONVERSATION_SQL + " WHERE c.owner = ? ORDER BY c.updated_at DESC, c.rowid DESC "
+                           "LIMIT ?", (self._check_owner(owner), max(1, int(limit))))
+        return [self._conversation_dict(r) for r in rows]
+
+    def conversation(self, conversation_id: str, owner: str) -> dict[str, Any] | None:
+        """One conversation with its stored answers, oldest first; None when absent or another owner's."""
+        owner = self._check_owner(owner)
+        rows = self._fetch(self._CONVERSATION_SQL + " WHERE c.id = ? AND c.owner = ?", (conversation_id, owner))
+        if not rows:
+            return None
+        found = self._conversation_dict(rows[0])
+        bodies = self._fetch("SELECT body_json FROM answers WHERE conversation_id = ? AND owner = ? "
+                             "ORDER BY created_at, rowid", (conversation_id, owner))
+        found["answers"] = [json.loads(b) for (b,) in bodies]
+        return found
+
+    def turns(self, conversation_id: str, owner: str, limit: int = 6) -> list[tuple[str, str]]:
+        """The last `limit` (question, answer) pairs of a conversation, oldest first (a follow-up's history)."""
+        rows = self._fetch("SELECT question, answer_text FROM answers WHERE conversation_id = ? AND owner = ? "
+                           "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                           (conversation_id, self._check_owner(owner), max(1, int(limit))))
+        return [(q, a) for q, a in reversed(rows)]
+
+    def rename_conversation(self, conversation_id: str, owner: str, title: str) -> dict[str, Any] | None:
+        """Rename `owner`'s conversation; None when absent or another owner's."""
+        owner, title = self._check_owner(owner), _title(title)
+        with self._tx() as db:
+            changed = db.execute("UPDATE conversations SET title = ? WHERE id = ? AND owner = ?",
+                                 (title, conversation_id, owner)).rowcount
+        if not changed:
+            return None
+        rows = self._fetch(self._CONVERSATION_SQL + " WHERE c.id = ?", (conversation_id,))
+        return self._conversation_dict(rows[0])
+
+    def delete_conversation(self, conversation_id: str, owner: str) -> bool:
+        """Delete `owner`'s conversation with its answers and their citations; False when absent."""
+        owner = self._check_owner(owner)
+        with self._tx() as db:
+            if not db.execute("DELETE FROM conversations WHERE id = ? AND owner = ?",
+                              (conversation_id, owner)).rowcount:
+                return False
+            db.execute("DELETE FROM answers WHERE conversation_id = ? AND owner = ?", (conversation_id, owner))
+            return True
 
     def close(self) -> None:
         """Close the database (idempotent)."""

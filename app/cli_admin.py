@@ -7,6 +7,8 @@ standard input only, never from the command line (which other local users can se
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +78,31 @@ def users_add(name: str, clearance: Annotated[str, typer.Option(help="NP, DR, S 
     user = _with_accounts("add", name, lambda a: a.add_user(name, password, clearance, _groups(groups), role),
                           clearance=clearance, groups=list(_groups(groups)), role=role)
     out.print(f"user {user.name} added ({user.role}, {user.clearance}, groups: {', '.join(user.groups) or '-'})")
+
+
+@users_app.command("init-admin")
+def users_init_admin(name: Annotated[str, typer.Argument(help="Account name.")] = "admin") -> None:
+    """Create the first admin account when none exists; its password comes from VIGIE_ADMIN_PASSWORD or is
+    generated and printed once (alone on the last line). Does nothing when an admin exists."""
+    settings = VigieSettings()
+    accounts = open_accounts(settings)
+    try:
+        admins = [u.name for u in accounts.list_users() if u.role == "admin" and not u.disabled]
+    finally:
+        accounts.close()
+    if admins:
+        err.print(f"an admin account exists already ({', '.join(admins)}): nothing to do")
+        return
+    given = os.environ.get("VIGIE_ADMIN_PASSWORD", "")
+    password = given or secrets.token_urlsafe(12)
+    _with_accounts("add", name, lambda a: a.add_user(name, password, "TS", (), "admin"), role="admin",
+                   clearance="TS", password_from="env" if given else "generated")
+    if given:
+        err.print(f"admin account {name!r} created with the password from VIGIE_ADMIN_PASSWORD")
+    else:
+        err.print(f"admin account {name!r} created; its password, shown only now (change it with "
+                  f"`vigie users passwd {name} --password-stdin`):")
+        print(password)
 
 
 @users_app.command("list")

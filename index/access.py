@@ -21,9 +21,11 @@ class Reader:
     groups: tuple[str, ...] = ()
     unrestricted: bool = False
 
-    def search_filter(self, collections: Iterable[str] = (), doc_ids: Iterable[str] = ()) -> SearchFilter:
-        """The filter of every query this reader makes; `collections` and `doc_ids` can only narrow it."""
-        narrow = {"collections": tuple(collections), "doc_ids": tuple(doc_ids)}
+    def search_filter(self, collections: Iterable[str] = (), doc_ids: Iterable[str] = (),
+                      formats: Iterable[str] = ()) -> SearchFilter:
+        """The filter of every query this reader makes; `collections`, `doc_ids` and `formats` only narrow it."""
+        narrow = {"collections": tuple(collections), "doc_ids": tuple(doc_ids),
+                  "formats": tuple(f.lower().lstrip(".") for f in formats)}
         if self.unrestricted:
             return SearchFilter(**narrow)
         return SearchFilter(max_classification_rank=classification_rank(self.clearance),

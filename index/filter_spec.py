@@ -84,6 +84,8 @@ def filter_spec(flt: SearchFilter, doc_id: str | None = None, doc_sha256: str | 
             must.append(IsEmpty("groups"))
     if flt.doc_ids:
         must.append(AnyOf("doc_id", tuple(flt.doc_ids)))
+    if flt.formats:
+        must.append(AnyOf("doc_format", tuple(flt.formats)))
     if doc_id is not None:
         must.append(Equals("doc_id", doc_id))
     if doc_sha256 is not None:

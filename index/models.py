@@ -135,6 +135,7 @@ class SearchFilter:
     max_classification_rank: int | None = None
     groups: tuple[str, ...] | None = None  # None: no group restriction; () : only chunks with no groups
     doc_ids: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()  # document types (payload `doc_format`: pdf, docx, md…); empty: all
 
 
 @dataclass

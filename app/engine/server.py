@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI
 
 from app.accounts import AccountStore
-from app.engine.routes import answers, audit, documents, health_auth, openai, search
+from app.engine.routes import answers, audit, conversations, documents, health_auth, openai, search, users
 from app.engine.state import EngineState
 from app.engine_client import is_loopback_host
 from index.settings import VigieSettings
@@ -22,7 +22,7 @@ class UnsafeBind(RuntimeError):
 def create_app(state: EngineState) -> FastAPI:
     app = FastAPI(title="Vigie engine", version="0.2.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine = state
-    for module in (health_auth, search, answers, documents, audit, openai):
+    for module in (health_auth, search, answers, conversations, documents, users, audit, openai):
         app.include_router(module.router)
     return app
 

@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -82,15 +83,15 @@ def test_save_get_round_trip(store: AnswerStore, db_path: Path) -> None:
     answer = _answer()
     store.save(answer, "alice", conversation_id="conv-1")
     stored = store.get(answer.id, "alice")
-    assert stored == answer.to_dict()
-    assert answer_from_dict(stored) == answer
+    assert stored == {**answer.to_dict(), "conversation_id": "conv-1"}  # the stored body names its conversation
+    assert answer_from_dict(stored) == replace(answer, conversation_id="conv-1")
     assert store.get("ans-unknown", "alice") is None
 
     (row,) = _rows(db_path, "SELECT owner, conversation_id, created_at, question, answer_text, refused, language, "
                             "model, model_sha256, prompt_version, refusal_reason, draft, body_json FROM answers")
     assert row[:12] == ("alice", "conv-1", answer.created_at, answer.question, answer.answer, 0, "fr",
                         answer.model, answer.model_sha256, answer.prompt_version, None, answer.draft)
-    assert row[12] == canonical_json(answer)
+    assert row[12] == canonical_json(replace(answer, conversation_id="conv-1"))
 
     frozen = _rows(db_path, "SELECT n, doc_id, doc_sha256, chunk_id, page, page_end, section, document, path, "
                             "language, text FROM citations WHERE answer_id = ? ORDER BY position", (answer.id,))
@@ -152,7 +153,7 @@ def test_save_is_idempotent(store: AnswerStore, db_path: Path) -> None:
         store.save(_answer(id=answer.id, answer="Autre texte."), "alice", "conv-1")  # a stored answer is frozen
     with pytest.raises(AnswerConflict):
         store.save(answer, "alice", "conv-2")
-    assert store.get(answer.id, "alice") == answer.to_dict()
+    assert store.get(answer.id, "alice") == {**answer.to_dict(), "conversation_id": "conv-1"}
 
 
 def test_delete_removes_answer_and_citations(store: AnswerStore, db_path: Path) -> None:
@@ -173,12 +174,12 @@ def test_migrations_applied_once(db_path: Path) -> None:
     (applied_at,) = _rows(db_path, "SELECT applied_at FROM _migrations WHERE name = 'm001_answers'")[0]
     with AnswerStore(db_path) as s:
         assert s.get(answer.id, "alice") == answer.to_dict()  # the reopening did not recreate the tables
-    rows = _rows(db_path, "SELECT name, applied_at FROM _migrations")
-    assert rows == [("m001_answers", applied_at)]
-    assert ANSWER_MIGRATIONS.names == ["m001_answers"]
+    rows = _rows(db_path, "SELECT name, applied_at FROM _migrations ORDER BY name")
+    assert rows[0] == ("m001_answers", applied_at)
+    assert [r[0] for r in rows] == ANSWER_MIGRATIONS.names == ["m001_answers", "m002_conversations"]
     db = sqlite3.connect(db_path)
     try:
-        assert Migrations.applied(db) == ["m001_answers"]
+        assert Migrations.applied(db) == ["m001_answers", "m002_conversations"]
         assert ANSWER_MIGRATIONS.apply(db) == []
     finally:
         db.close()

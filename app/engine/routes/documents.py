@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.engine.deps import client_of, get_principal, get_state, require_role
 from app.engine.ingest_jobs import IngestJob
 from app.engine.state import EngineState
+from app.pdf_pages import PageRenderError, render_page_png
 from app.principal import Principal
 from index.catalog import DocumentRecord
-from index.models import AccessLabel
+from index.models import AccessLabel, Chunk
 from ingest.files import FORMATS, is_inside
 
 router = APIRouter()
@@ -186,3 +188,103 @@ def remove(doc_id: str, request: Request, principal: Principal = Depends(admin),
     state.record(principal.event("remove", "ok", client_of(request),
                                  detail={"doc_id": doc_id, "path": record.path, "chunks": removed}))
     return {"doc_id": doc_id, "removed_chunks": removed}
+
+
+# --------------------------------------------------------------------- sources in context, pages, originals
+
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> SHA-256: pages are viewed repeatedly
+
+
+def _file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if len(_HASHES) > 256:
+            _HASHES.clear()
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def _original_file(record: DocumentRecord) -> Path:
+    """The ingested file, only when it is still the version that was indexed (else 409 naming it)."""
+    path = Path(record.path)
+    try:
+        same = path.is_file() and _file_sha256(path) == record.sha256
+    except OSError:
+        same = False
+    if not same:
+        raise HTTPException(409, f"document {record.title!r}: the file {path.name!r} is missing or has changed "
+                                 "since it was indexed; the cited passage is kept in the answer")
+    return path
+
+
+def _passages(state: EngineState, record: DocumentRecord) -> list[dict[str, Any]]:
+    """The document's current passages in reading order."""
+    chunks = sorted((Chunk.from_payload(p.payload) for p in state.index.store.points(record.doc_id)
+                     if p.payload.get("doc_sha256") == record.sha256), key=lambda c: c.position)
+    return [{"chunk_id": c.chunk_id, "position": c.position, "text": c.text, "page": c.page_start,
+             "page_end": c.page_end, "section": c.section_path} for c in chunks]
+
+
+def _cited(passages: list[dict[str, Any]], record: DocumentRecord, chunk_id: str) -> int:
+    for i, p in enumerate(passages):
+        if p["chunk_id"] == chunk_id:
+            return i
+    raise HTTPException(409, f"document {record.title!r} has changed since this passage was cited: it is not in "
+                             "the current version (the answer keeps the passage as it was)")
+
+
+@router.get("/documents/{doc_id}/context")
+def source_context(doc_id: str, request: Request, chunk_id: str = Query(min_length=1, max_length=64),
+                   around: int = Query(2, ge=0, le=10), principal: Principal = Depends(get_principal),
+                   state: EngineState = Depends(get_state)) -> dict[str, Any]:
+    """A cited passage with the passages around it, from the current version of a document the caller may see."""
+    record = _visible_document(state, principal, doc_id)
+    passages = _passages(state, record)
+    i = _cited(passages, record, chunk_id)
+    shown = passages[max(0, i - around): i + around + 1]
+    state.record(principal.event("view_source", "ok", client_of(request), retrieved=tuple(p["chunk_id"] for p in shown),
+                                 retrieved_documents=(doc_id,), detail={"view": "context", "chunk_id": chunk_id}))
+    return {"document": _document_dict(record), "chunk": passages[i], "before": passages[max(0, i - around): i],
+            "after": passages[i + 1: i + around + 1]}
+
+
+@router.get("/documents/{doc_id}/page/{page}")
+def source_page(doc_id: str, page: int, request: Request, chunk_id: str | None = Query(None, max_length=64),
+                principal: Principal = Depends(get_principal), state: EngineState = Depends(get_state)) -> Response:
+    """A PDF page as PNG, the cited passage highlighted on it (`X-Vigie-Highlights`: rectangles drawn)."""
+    record = _visible_document(state, principal, doc_id)
+    if record.format != "pdf":
+        raise HTTPException(422, f"document {record.title!r} is a {record.format} file: only PDF pages are rendered")
+    path = _original_file(record)
+    texts: list[str] = []
+    if chunk_id:
+        passages = _passages(state, record)
+        texts = [passages[_cited(passages, record, chunk_id)]["text"]]
+    try:
+        image = render_page_png(path, page, texts)
+    except PageRenderError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    state.record(principal.event("view_source", "ok", client_of(request), retrieved=(chunk_id,) if chunk_id else (),
+                                 retrieved_documents=(doc_id,), detail={"view": "page", "page": page}))
+    return Response(image.png, media_type="image/png",
+                    headers={"X-Vigie-Highlights": str(image.highlights), "X-Vigie-Page-Count": str(image.page_count),
+                             "Cache-Control": "no-store"})
+
+
+@router.get("/documents/{doc_id}/file")
+def original_file(doc_id: str, request: Request, principal: Principal = Depends(get_principal),
+                  state: EngineState = Depends(get_state)) -> Response:
+    """The original file of a document the caller may see, as it was indexed (audited)."""
+    record = _visible_document(state, principal, doc_id)
+    path = _original_file(record)
+    data = path.read_bytes()
+    state.record(principal.event("download", "ok", client_of(request), retrieved_documents=(doc_id,),
+                                 detail={"file": path.name, "sha256": record.sha256, "bytes": len(data)}))
+    name = re.sub(r"[^\w.\-]+", "_", path.name, flags=re.ASCII) or "document"
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
