@@ -292,7 +292,8 @@ def _follow(events, as_json: bool) -> tuple[dict | None, list[str]]:
 
 def _print_answer(answer: dict, streamed: list[str], as_json: bool) -> None:
     if as_json:
-        keys = ("id", "created_at", "question", "answer", "citations", "sources", "refused", "refusal_reason",
+        keys = ("id", "created_at", "conversation_id", "filters", "question", "answer", "citations", "sources",
+                "refused", "refusal_reason",
                 "model", "model_sha256", "prompt_version", "language", "closest_documents", "removed_markers",
                 "dropped_citations", "dropped_sentences", "draft", "refusal_probability", "timings")
         print(json.dumps({k: answer[k] for k in keys}, ensure_ascii=False))
@@ -343,6 +344,74 @@ def serve(
         run_server(state, settings.engine_host, settings.engine_port)
     finally:
         state.close()
+
+
+@app.command()
+def chat(
+    host: Annotated[str, typer.Option(help="Address of the browser app.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the browser app.")] = 8501,
+) -> None:
+    """The analysts' browser chat: starts the engine if none runs, then the app, and prints its address."""
+    from app.chat_launcher import LaunchError, engine_is_up, start_app, start_engine, stop
+
+    settings = _settings()
+    engine = None
+    try:
+        if not engine_is_up(settings.engine_url):
+            err.print(f"Starting the engine on {settings.engine_url} (loading the models)…")
+            engine = start_engine(settings)
+        app_proc = start_app(settings, host, port)
+    except LaunchError as exc:
+        stop(engine)
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    out.print(f"Vigie chat: http://{host}:{port}  (engine {settings.engine_url}; Ctrl-C stops)", highlight=False)
+    try:
+        code = app_proc.wait()
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        stop(app_proc)
+        stop(engine)
+    raise typer.Exit(code)
+
+
+@app.command("export")
+def export_report(
+    source: Annotated[Path, typer.Argument(help="An answer (`vigie ask --json`) or a conversation (JSON).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, docx, pdf, csv or json.")] = "md",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: a name "
+                                                                       "from the title).")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Name printed as the report's author.")] = None,
+) -> None:
+    """Write an answer or a conversation with its numbered sources as a report file (audited with its SHA-256)."""
+    import getpass
+    import hashlib
+
+    from app.export import FORMATS, file_name, render
+    from app.export.report import load_export_input, report_from_answers
+
+    if fmt not in FORMATS:
+        err.print(f"[red]error:[/red] --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    try:
+        answers, title = load_export_input(source)
+        report = report_from_answers(answers, user=user or getpass.getuser(), title=title)
+        data = render(report, fmt)
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    target = output or Path(file_name(report, fmt))
+    tmp = target.with_name(f".{target.name}.part")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    digest = hashlib.sha256(data).hexdigest()
+    settings = _settings()
+    open_audit(settings).append(Principal.local_admin().event(
+        "export", "ok", SHELL, detail={"format": fmt, "file": str(target), "sha256": digest, "bytes": len(data),
+                                       "answers": [a.get("id") for a in answers], "source": str(source),
+                                       "classification": report.banner}))
+    out.print(f"{target} ({len(data)} bytes, sha256 {digest}) — {report.banner}", highlight=False)
 
 
 @app.command()
