@@ -18,7 +18,7 @@ import httpx
 from index.settings import VigieSettings
 
 log = logging.getLogger(__name__)
-UI_SCRIPT = Path(__file__).resolve().parent / "ui" / "main.py"
+UI_SCRIPT = Path(__file__).resolve().parent / "ui" / "main.py"  # its folder's parent's parent: the checkout
 ENGINE_START_TIMEOUT_S = 600.0
 
 
@@ -59,18 +59,11 @@ def start_engine(settings: VigieSettings, timeout_s: float = ENGINE_START_TIMEOU
     raise LaunchError(f"the engine did not answer on {settings.engine_url} within {timeout_s:.0f} s")
 
 
-def streamlit_command(host: str, port: int) -> list[str]:
-    """The Streamlit command line with every hardened setting as a flag."""
-    from app.ui.launch import HARDENED_FLAGS
-
-    flags = {**HARDENED_FLAGS, "server.address": host, "server.port": str(port)}
-    return [sys.executable, "-m", "streamlit", "run", str(UI_SCRIPT),
-            *[arg for key, value in flags.items() for arg in (f"--{key}", value)]]
-
-
 def start_app(settings: VigieSettings, host: str, port: int) -> subprocess.Popen[bytes]:
     """The Streamlit app, talking to the engine at `settings.engine_url`."""
-    return subprocess.Popen(streamlit_command(host, port), cwd=UI_SCRIPT.parent.parent.parent,
+    from app.ui.launch import streamlit_command
+
+    return subprocess.Popen(streamlit_command(port=port, address=host), cwd=UI_SCRIPT.parent.parent.parent,
                             env=offline_env({"VIGIE_ENGINE_URL": settings.engine_url}))
 
 

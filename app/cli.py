@@ -352,8 +352,11 @@ def chat(
     port: Annotated[int, typer.Option(help="Port of the browser app.")] = 8501,
 ) -> None:
     """The analysts' browser chat: starts the engine if none runs, then the app, and prints its address."""
+    import signal
+
     from app.chat_launcher import LaunchError, engine_is_up, start_app, start_engine, stop
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated launcher still stops its children
     settings = _settings()
     engine = None
     try:

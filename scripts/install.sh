@@ -19,11 +19,14 @@ if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] && ! grep -qw avx2 /proc/c
   exit 3
 fi
 
-# Debian packages: libmagic (file type sniffing used by unstructured), strace (scripts/strace_connect_check.py).
+# Debian packages: libmagic (file type sniffing used by unstructured), strace (scripts/strace_connect_check.py),
+# DejaVu fonts (embedded in PDF exports), chromium (the browser test drives it; never `playwright install`).
 # Best effort when not root.
 apt_missing=()
 ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || apt_missing+=(libmagic1)
 command -v strace >/dev/null 2>&1 || apt_missing+=(strace)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_missing+=(fonts-dejavu-core)
+[ -x /usr/bin/chromium ] || [ -n "${VIGIE_NO_BROWSER:-}" ] || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "apt-get install ${apt_missing[*]}"
