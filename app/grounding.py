@@ -144,6 +144,150 @@ def _claim(sentence: str) -> str:
     return re.sub(r"[\s,;]+(?=[.!?]?$)", "", MARKER.sub("", sentence).strip())
 
 
+@dataclass
+class _Evidence:
+    """What every sentence of one answer is checked against (built once per answer)."""
+
+    sources: dict[int, str]
+    encoder: SparseEncoder
+    language: str
+    question_terms: set[int]
+    passage_terms: dict[int, set[int]]
+    source_numbers: set[str]
+    quote_from: dict[int, str] | None
+
+    @classmethod
+    def build(cls, sources: dict[int, str], encoder: SparseEncoder, language: str, question: str,
+              quote_from: dict[int, str] | None) -> _Evidence:
+        return cls(sources=sources, encoder=encoder, language=language,
+                   question_terms=encoder.terms(question, language) if question else set(),
+                   passage_terms={n: encoder.terms(text, language) for n, text in sources.items()},
+                   source_numbers=set().union(*(_numbers(t) for t in sources.values())) if sources else set(),
+                   quote_from=quote_from)
+
+
+@dataclass
+class _Support:
+    """How much each passage supports one sentence, on one scale: lexical when every passage is in the
+    answer's language, semantic otherwise (a passage in the answer's language sharing a few generic words must
+    not beat a translated one)."""
+
+    lexical: dict[int, float]
+    cosine: dict[int, float]
+
+    @property
+    def best_lex(self) -> float:
+        return max(self.lexical.values(), default=0.0)
+
+    @property
+    def best_cos(self) -> float:
+        return max(self.cosine.values(), default=0.0)
+
+    def supports(self, n: int) -> bool:
+        if n in self.lexical:
+            return self.lexical[n] >= max(CITATION_SUPPORT, self.best_lex - SUPPORT_GAP)
+        return n in self.cosine and self.cosine[n] >= max(SEMANTIC_SUPPORT, self.best_cos - SEMANTIC_MARGIN)
+
+    def strength(self, n: int) -> float:
+        return self.lexical[n] if n in self.lexical else self.cosine.get(n, 0.0)
+
+    def clear_winner(self) -> int | None:
+        """The passage that clearly supports a sentence cited wrongly or not at all (lowest number on ties)."""
+        candidates = [n for n, v in self.lexical.items() if v >= REATTRIBUTE_SUPPORT and v == self.best_lex]
+        candidates += [n for n, v in self.cosine.items() if v >= SEMANTIC_REATTRIBUTE and v == self.best_cos]
+        return min(candidates) if candidates else None
+
+
+def _cross_language_cosines(evidence: _Evidence, claims: list[str], semantic: SemanticSupport | None,
+                            source_languages: dict[int, str]) -> list[list[float]]:
+    """Claims x passages cosines when a passage is in another language than the answer, else []."""
+    order = list(evidence.sources)
+    foreign = {n for n in order if (source_languages.get(n) or detect_language(evidence.sources[n]))
+               != evidence.language} if semantic else set()
+    if foreign and semantic and claims:
+        return semantic(claims, [evidence.sources[n] for n in order])
+    return []
+
+
+def _not_a_claim(claim: str, terms: set[int], evidence: _Evidence, kept_terms: list[set[int]]) -> bool:
+    """A question, the question restated (without a yes or no), a repeat, or a number no source holds."""
+    echo = (len(terms) >= 2 and len(terms & evidence.question_terms) >= ECHO_SHARE * len(terms)
+            and not _YES_NO.match(claim))
+    return claim.endswith("?") or echo or _repeats(terms, kept_terms) or bool(_numbers(claim) -
+                                                                              evidence.source_numbers)
+
+
+def _support(terms: set[int], cosine_row: list[float] | None, evidence: _Evidence) -> _Support:
+    order = list(evidence.sources)
+    if cosine_row is not None:
+        return _Support(lexical={}, cosine={n: cosine_row[j] for j, n in enumerate(order)})
+    return _Support(lexical={n: len(terms & evidence.passage_terms[n]) / len(terms) for n in order}, cosine={})
+
+
+def _keep_citations(sentence: str, support: _Support, evidence: _Evidence, result: GroundedText) -> list[int]:
+    """The sentence's citations that hold (the strongest `MAX_CITATIONS`), else the passage that clearly
+    supports it; [] when none does."""
+    cited = _cited(sentence)
+    good = [n for n in cited if n in evidence.sources and support.supports(n)]
+    good = sorted(good, key=lambda n: (-support.strength(n), n))[:MAX_CITATIONS]
+    result.dropped_citations += len(cited) - len(good)
+    if good:
+        return good
+    winner = support.clear_winner()
+    if winner is None:
+        return []
+    result.reattributed += 1
+    return [winner]
+
+
+def _write_sentence(claim: str, terms: set[int], good: list[int], support: _Support, evidence: _Evidence,
+                    kept_terms: list[set[int]], result: GroundedText) -> str | None:
+    """The kept sentence with its markers: the model's own words when they copy the source, else the source's
+    sentences they paraphrase in « quotes » (lexical scale only); None when it must be dropped."""
+    end = claim[-1] if claim[-1] in ".!?" else ""
+    body = claim[:-1].rstrip() if end else claim
+    source = evidence.quote_from.get(good[0], "") if evidence.quote_from and support.lexical else ""
+    quoted = _closest_sentence(terms, source, evidence.encoder, evidence.language,
+                               terms - evidence.question_terms) if source else None
+    copied = bool(source) and trigram_share(body, source) >= QUOTE_KEEP
+    if source and quoted is None and not copied:
+        result.dropped_sentences += 1
+        result.dropped_citations += len(good)
+        return None
+    if quoted is not None and not (copied and trigram_share(quoted, body) >= QUOTE_KEEP):
+        # a paraphrase, or a copy of part of the source sentence (a condition or its subject left out)
+        body, end, good = f"« {quoted.rstrip(' .;:')} »", ".", good[:1]
+        terms = evidence.encoder.terms(quoted, evidence.language)
+        if _repeats(terms, kept_terms):
+            result.dropped_sentences += 1  # two paraphrases of the same passage sentence: quote it once
+            return None
+        result.quoted += 1
+    kept_terms.append(terms)
+    for n in good:
+        if n not in result.cited:
+            result.cited.append(n)
+    return f"{body} {''.join(f'[{n}]' for n in good)}{end}"
+
+
+def _ground_sentence(sentence: str, claim: str, cosine_row: list[float] | None, evidence: _Evidence,
+                     kept_terms: list[set[int]], result: GroundedText) -> str | None:
+    """One sentence through the checks: what is kept of it, or None."""
+    terms = evidence.encoder.terms(claim, evidence.language)
+    if not terms:  # no content words: keep "Oui." but not a bare "[1][2]" left over by the model
+        result.dropped_citations += len(MARKER.findall(sentence))
+        return claim if claim.strip(" .!?") else None
+    if _not_a_claim(claim, terms, evidence, kept_terms):
+        result.dropped_sentences += 1
+        result.dropped_citations += len(_cited(sentence))
+        return None
+    support = _support(terms, cosine_row, evidence)
+    good = _keep_citations(sentence, support, evidence, result)
+    if not good:
+        result.dropped_sentences += 1
+        return None
+    return _write_sentence(claim, terms, good, support, evidence, kept_terms, result)
+
+
 def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr",
            semantic: SemanticSupport | None = None, question: str = "",
            source_languages: dict[int, str] | None = None, quote_from: dict[int, str] | None = None) -> GroundedText:
@@ -154,84 +298,14 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
     copied from its strongest source is replaced by that source's sentence it paraphrases, in « quotes »: a
     small model's paraphrases of legal text change numbers, conditions and who does what; a quote does not.
     """
-    question_terms = encoder.terms(question, language) if question else set()
-    kept_terms: list[set[int]] = []
-    order = list(sources)
-    languages = source_languages or {}
-    foreign = {n for n in order if (languages.get(n) or detect_language(sources[n])) != language} if semantic else set()
-    passage_terms = {n: encoder.terms(text, language) for n, text in sources.items()}
-    source_numbers = set().union(*(_numbers(t) for t in sources.values())) if sources else set()
+    evidence = _Evidence.build(sources, encoder, language, question, quote_from)
     sentences = split_sentences(answer)
     claims = [_claim(s) for s in sentences]
-    cosines: list[list[float]] = []
-    if foreign and semantic and claims:
-        cosines = semantic(claims, [sources[n] for n in order])
+    cosines = _cross_language_cosines(evidence, claims, semantic, source_languages or {})
     result = GroundedText(text="")
-    kept: list[str] = []
-    for i, (sentence, claim) in enumerate(zip(sentences, claims, strict=True)):
-        terms = encoder.terms(claim, language)
-        if not terms:  # no content words: keep "Oui." but not a bare "[1][2]" left over by the model
-            if claim.strip(" .!?"):
-                kept.append(claim)
-            result.dropped_citations += len(MARKER.findall(sentence))
-            continue
-        echo = (len(terms) >= 2 and len(terms & question_terms) >= ECHO_SHARE * len(terms)
-                and not _YES_NO.match(claim))
-        if claim.endswith("?") or echo or _repeats(terms, kept_terms) or _numbers(claim) - source_numbers:
-            # a question, the question restated or a repeat is no claim; a number no source holds is invented
-            result.dropped_sentences += 1
-            result.dropped_citations += len(_cited(sentence))
-            continue
-
-        # One scale per sentence: lexical when every passage is in the answer's language, semantic otherwise
-        # (a passage in the answer's language sharing a few generic words must not beat a translated one).
-        lexical = {} if cosines else {n: len(terms & passage_terms[n]) / len(terms) for n in order}
-        cosine = {n: cosines[i][j] for j, n in enumerate(order)} if cosines else {}
-        best_lex = max(lexical.values(), default=0.0)
-        best_cos = max(cosine.values(), default=0.0)
-
-        def supported(n: int, best_lex: float = best_lex, best_cos: float = best_cos,
-                      lexical: dict[int, float] = lexical, cosine: dict[int, float] = cosine) -> bool:
-            if n in lexical:
-                return lexical[n] >= max(CITATION_SUPPORT, best_lex - SUPPORT_GAP)
-            return n in cosine and cosine[n] >= max(SEMANTIC_SUPPORT, best_cos - SEMANTIC_MARGIN)
-
-        def strength(n: int, lexical: dict[int, float] = lexical, cosine: dict[int, float] = cosine) -> float:
-            return lexical[n] if n in lexical else cosine.get(n, 0.0)
-
-        cited = _cited(sentence)
-        good = [n for n in cited if n in sources and supported(n)]
-        good = sorted(good, key=lambda n: (-strength(n), n))[:MAX_CITATIONS]
-        result.dropped_citations += len(cited) - len(good)
-        if not good:
-            candidates = [n for n in lexical if lexical[n] >= REATTRIBUTE_SUPPORT and lexical[n] == best_lex]
-            candidates += [n for n in cosine if cosine[n] >= SEMANTIC_REATTRIBUTE and cosine[n] == best_cos]
-            if not candidates:
-                result.dropped_sentences += 1
-                continue
-            good = [min(candidates)]
-            result.reattributed += 1
-        end = claim[-1] if claim[-1] in ".!?" else ""
-        body = claim[:-1].rstrip() if end else claim
-        source = quote_from.get(good[0], "") if quote_from and lexical else ""
-        quoted = _closest_sentence(terms, source, encoder, language, terms - question_terms) if source else None
-        copied = bool(source) and trigram_share(body, source) >= QUOTE_KEEP
-        if source and quoted is None and not copied:
-            result.dropped_sentences += 1
-            result.dropped_citations += len(good)
-            continue
-        if quoted is not None and not (copied and trigram_share(quoted, body) >= QUOTE_KEEP):
-            # a paraphrase, or a copy of part of the source sentence (a condition or its subject left out)
-            body, end, good = f"« {quoted.rstrip(' .;:')} »", ".", good[:1]
-            terms = encoder.terms(quoted, language)
-            if _repeats(terms, kept_terms):
-                result.dropped_sentences += 1  # two paraphrases of the same passage sentence: quote it once
-                continue
-            result.quoted += 1
-        kept.append(f"{body} {''.join(f'[{n}]' for n in good)}{end}")
-        kept_terms.append(terms)
-        for n in good:
-            if n not in result.cited:
-                result.cited.append(n)
+    kept_terms: list[set[int]] = []
+    kept = [line for i, (sentence, claim) in enumerate(zip(sentences, claims, strict=True))
+            if (line := _ground_sentence(sentence, claim, cosines[i] if cosines else None, evidence, kept_terms,
+                                         result)) is not None]
     result.text = " ".join(kept)
     return result

@@ -236,3 +236,30 @@ def test_rejects_bad_arguments_and_closed_store(db_path: Path) -> None:
     s.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         s.get("ans-x", "alice")
+
+
+def test_conversations_turns_rename_delete_and_owners(store: AnswerStore, db_path: Path) -> None:
+    made = store.create_conversation("alice", "  Délais   de préavis ")
+    assert made["title"] == "Délais de préavis" and made["answers"] == 0
+    first, second = _answer("premier"), _answer("second")
+    store.save(first, "alice", made["id"])
+    store.save(second, "alice", made["id"])
+    assert store.turns(made["id"], "alice") == [(first.question, first.answer), (second.question, second.answer)]
+    assert store.turns(made["id"], "alice", limit=1) == [(second.question, second.answer)]
+    assert store.turns(made["id"], "bob") == []
+    assert [a["id"] for a in store.conversation(made["id"], "alice")["answers"]] == [first.id, second.id]
+    assert store.conversation(made["id"], "bob") is None and not store.owns_conversation(made["id"], "bob")
+    with pytest.raises(AnswerConflict):  # nobody adds an answer to another user's conversation
+        store.save(_answer("intrus"), "bob", made["id"])
+    implicit = _answer("implicite")
+    store.save(implicit, "alice", "conv-new")  # created with its first answer, titled by the question
+    assert store.conversations("alice")[0]["id"] in {"conv-new", made["id"]}
+    assert {c["id"]: c["title"] for c in store.conversations("alice")}["conv-new"] == implicit.question
+    assert store.rename_conversation(made["id"], "bob", "x") is None
+    assert store.rename_conversation(made["id"], "alice", "Nouveau")["title"] == "Nouveau"
+    with pytest.raises(ValueError, match="title"):
+        store.rename_conversation(made["id"], "alice", "   ")
+    assert not store.delete_conversation(made["id"], "bob")
+    assert store.delete_conversation(made["id"], "alice")
+    assert store.get(first.id, "alice") is None  # its answers and citations went with it
+    assert _rows(db_path, "SELECT count(*) FROM citations WHERE answer_id = ?", (first.id,)) == [(0,)]

@@ -267,3 +267,20 @@ def test_users_routes_are_for_admins_and_changes_apply_at_once(world):
     assert client.get("/auth/me", headers=h).status_code == 401  # disabling revokes the token at once
     assert client.patch("/users/personne", headers=admin, json={"clearance": "NP"}).status_code == 404
     assert client.patch("/users/nouvel-analyste", headers=admin, json={}).status_code == 422
+
+
+@pytest.mark.parametrize("user", ["analyste-np", "analyste-s"])
+def test_document_type_filter_narrows_and_never_widens(world, user):
+    client = world["client"]
+    seen = {}
+    for formats in ([], ["pdf"], ["md"], ["PDF", ".md"]):
+        r = client.post("/search", headers=_h(world, user),
+                        json={"query": "procédure délai de préavis directive", "k": 50, "formats": formats})
+        assert r.status_code == 200, r.text
+        seen[tuple(formats)] = {Path(h["path"]).name for h in r.json()["hits"]}
+    allowed = {"analyste-np": {"note-np.md", "jo.pdf"}}.get(user, set(PLANTED))
+    assert seen[()] <= allowed and seen[()] >= {n for n in allowed if n.endswith(".md")}
+    assert seen[("pdf",)] and {n.rsplit(".", 1)[1] for n in seen[("pdf",)]} == {"pdf"}
+    assert seen[("pdf",)] <= allowed and seen[("md",)] <= allowed
+    assert {n.rsplit(".", 1)[1] for n in seen[("md",)]} == {"md"}
+    assert seen[("PDF", ".md")] == seen[("pdf",)] | seen[("md",)]
