@@ -85,11 +85,13 @@ def browser_first_tokens(url: str, engine_url: str, questions: list[str]) -> lis
         box.wait_for()
         for question in questions:
             page.get_by_role("button", name="Nouvelle conversation").click()
+            page.get_by_test_id("stChatMessage").first.wait_for(state="detached")  # the previous one is gone
             box.wait_for()
             page.evaluate(OBSERVER)
             box.fill(question)
             t0 = page.evaluate("() => performance.now()")
             page.keyboard.press("Enter")
+            page.get_by_test_id("stChatMessage").filter(has_text=question).first.wait_for()
             done_cards = page.get_by_text("Voir dans le document")
             refused = page.get_by_text("Les documents ne permettent pas de répondre")
             done_cards.or_(refused).first.wait_for()
