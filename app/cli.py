@@ -61,11 +61,12 @@ def _engine_error(exc: httpx.HTTPStatusError) -> typer.Exit:
 def _open_index(settings: VigieSettings):
     from index.document_index import DocumentIndex, LegacyIndexLayout
     from index.embedding import EmbeddingModelMissing
+    from index.levels import LevelsChanged
     from index.store import IndexLocked
 
     try:
         return DocumentIndex(settings)
-    except (IndexLocked, EmbeddingModelMissing, LegacyIndexLayout) as exc:
+    except (IndexLocked, EmbeddingModelMissing, LegacyIndexLayout, LevelsChanged) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
 
@@ -332,11 +333,12 @@ def serve(
     finally:
         accounts.close()
     from index.document_index import LegacyIndexLayout
+    from index.levels import LevelsChanged
     from index.store import IndexLocked
 
     try:
         state = EngineState.build(settings)
-    except (ModelIntegrityError, IndexLocked, LegacyIndexLayout) as exc:
+    except (ModelIntegrityError, IndexLocked, LegacyIndexLayout, LevelsChanged) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
     err.print(f"Vigie engine on {settings.engine_url} ({state.index.store.backend}, model {state.model.name})")

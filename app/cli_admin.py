@@ -173,11 +173,12 @@ def users_token(name: str, ttl: Annotated[float | None, typer.Option("--ttl", he
 # ---- documents -----------------------------------------------------------------------------------------------
 def _open_index(settings: VigieSettings):
     from index.document_index import DocumentIndex, LegacyIndexLayout
+    from index.levels import LevelsChanged
     from index.store import IndexLocked
 
     try:
         return DocumentIndex(settings)
-    except (IndexLocked, LegacyIndexLayout) as exc:
+    except (IndexLocked, LegacyIndexLayout, LevelsChanged) as exc:
         err.print(f"[red]error:[/red] {exc} (stop the engine, or use its /documents routes)")
         raise typer.Exit(3) from exc
 

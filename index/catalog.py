@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_path ON documents(collection, path);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -100,6 +101,15 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+
+    def meta(self, key: str) -> str | None:
+        """A value recorded about the whole index (e.g. its classification scale), or None."""
+        rows = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchall()
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                         "excluded.value", (key, value))
 
     def _rows(self, sql: str, *args: object) -> Iterator[DocumentRecord]:
         cursor = self._db.execute(

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from index import levels
 from index.catalog import Catalog, DocumentRecord
 from index.embedding import Embedder
 from index.models import AccessLabel, Chunk, SearchFilter, SearchHit, classification_rank
@@ -68,13 +69,24 @@ class DocumentIndex:
     def __init__(self, settings: VigieSettings, store: VectorStore | None = None,
                  embedder: Embedder | None = None, catalog: Catalog | None = None) -> None:
         self.settings = settings
-        self.store = store or open_store(settings)
         self.catalog = catalog or Catalog(settings.catalog_path)
+        self._check_levels()
+        self.store = store or open_store(settings)
         self._embedder = embedder
         self.sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
         # Serializes store access when one engine process ingests while it answers (searches stay short).
         self._lock = threading.RLock()
         self.recovered = self.recover()
+
+    def _check_levels(self) -> None:
+        """The index keeps the classification scale it was built with (ranks and partitions depend on it)."""
+        configured = levels.current().spec
+        stored = self.catalog.meta("classification_levels")
+        if stored is None:
+            self.catalog.set_meta("classification_levels", configured)
+        elif stored != configured:
+            self.catalog.close()
+            raise levels.LevelsChanged(stored, configured, str(self.settings.resolved_index_path))
 
     @property
     def embedder(self) -> Embedder:

@@ -2,43 +2,27 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from index import levels
+
 # Stable namespace for every deterministic id Vigie derives (documents, chunks).
 VIGIE_NAMESPACE = uuid.UUID("6f1c2d52-8a4e-5b7e-9c3a-1d0e2f4a5b6c")
 
-# French protection levels, lowest first. Ranks let a later access layer filter "level <= clearance".
-CLASSIFICATION_LEVELS: tuple[str, ...] = ("NP", "DR", "S", "TS")
-_CLASSIFICATION_ALIASES = {
-    "NON PROTEGE": "NP",
-    "PUBLIC": "NP",
-    "UNCLASSIFIED": "NP",
-    "DIFFUSION RESTREINTE": "DR",
-    "RESTRICTED": "DR",
-    "SECRET": "S",
-    "TRES SECRET": "TS",
-    "TOP SECRET": "TS",
-}
+# The classification scale lives in `index.levels` (configurable); the default French levels, lowest first:
+CLASSIFICATION_LEVELS: tuple[str, ...] = levels.DEFAULT_LEVELS
 
 
 def normalize_classification(value: str) -> str:
-    """Map a classification name or alias to its short level (NP, DR, S, TS); raise ValueError otherwise."""
-    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    key = " ".join(folded.upper().replace("_", " ").replace("-", " ").split())
-    if key in CLASSIFICATION_LEVELS:
-        return key
-    if key in _CLASSIFICATION_ALIASES:
-        return _CLASSIFICATION_ALIASES[key]
-    allowed = ", ".join(CLASSIFICATION_LEVELS)
-    raise ValueError(f"unknown classification {value!r}: expected one of {allowed}")
+    """Map a classification name or alias to its level of the configured scale; raise ValueError otherwise."""
+    return levels.current().normalize(value)
 
 
 def classification_rank(level: str) -> int:
-    """Position of a level in `CLASSIFICATION_LEVELS` (NP=0 … TS=3)."""
-    return CLASSIFICATION_LEVELS.index(normalize_classification(level))
+    """Position of a level in the configured scale (default NP=0 … TS=3)."""
+    return levels.current().rank(level)
 
 
 @dataclass(frozen=True)

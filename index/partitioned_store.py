@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from index import levels as scale
 from index.fusion import merge_by_score, reciprocal_rank_fusion
-from index.models import CLASSIFICATION_LEVELS, SearchFilter, classification_rank
+from index.models import SearchFilter, classification_rank
 from index.sparse import SparseVectorData
 from index.store import ScoredPayload, SearchMode, StoredPoint, VectorStore
 
@@ -23,7 +24,8 @@ class PartitionedStore:
     """`VectorStore` over one store per level; a point lives in the partition of its `classification`."""
 
     def __init__(self, open_partition: Callable[[str], VectorStore],
-                 levels: tuple[str, ...] = CLASSIFICATION_LEVELS) -> None:
+                 levels: tuple[str, ...] | None = None) -> None:
+        levels = levels or scale.current().names  # one partition per level of the configured scale
         self.levels = levels
         self.parts: dict[str, VectorStore] = {}
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -17,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from index import levels
 
 DEFAULT_LLM_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 DEFAULT_LLM_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -108,6 +111,9 @@ class VigieSettings(BaseSettings):
     session_ttl_hours: float = Field(8.0, gt=0, description="Lifetime of a log-in session token.")
     max_login_failures: int = Field(5, ge=1, description="Consecutive failures that lock an account.")
     lockout_s: float = Field(900.0, ge=0, description="How long a locked account stays locked.")
+    classification_levels: str = Field(
+        ",".join(levels.DEFAULT_LEVELS), description="Classification levels, lowest first, comma-separated "
+        "(an index keeps the scale it was built with).")
     trusted_user_header: str | None = Field(None, description="Header a reverse proxy sets to the user name "
                                             "(identity-provider sites); the engine then listens on loopback only.")
     ingest_roots: str = Field("", description="Folders (separated by ':' or ',') the engine may ingest from; "
@@ -129,6 +135,14 @@ class VigieSettings(BaseSettings):
         if toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+    @field_validator("classification_levels", mode="after")
+    @classmethod
+    def _levels(cls, value: str) -> str:
+        return levels.LevelScale.parse(value).spec  # a clear error naming the setting, before anything opens
+
+    def model_post_init(self, context: Any, /) -> None:
+        levels.configure(self.classification_levels)  # the scale of this process: ranks, partitions, labels
 
     @field_validator("home", "index_path", "embedding_model", "llm_model", mode="after")
     @classmethod

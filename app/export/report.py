@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from index import levels
+
 log = logging.getLogger(__name__)
 
-LEVELS = ("NP", "DR", "S", "TS")  # lowest to highest
 UNKNOWN = "UNKNOWN"
 LABELS = {"NP": "NON PROTÉGÉ", "DR": "DIFFUSION RESTREINTE", "S": "SECRET", "TS": "TRÈS SECRET"}
 UNDETERMINED = "CLASSIFICATION NON DÉTERMINÉE — À VÉRIFIER"
@@ -41,7 +42,7 @@ class ReportSource:
     def level(self) -> str:
         """The classification if known, else UNKNOWN."""
         label = (self.classification or "").strip().upper()
-        return label if label in LEVELS else UNKNOWN
+        return label if label in levels.current().names else UNKNOWN
 
     @property
     def pages(self) -> str:
@@ -109,8 +110,9 @@ class Report:
     @property
     def known_level(self) -> str:
         """The highest known classification among cited sources (NP when none)."""
-        known = [LEVELS.index(s.level) for s in self.sources if s.level != UNKNOWN]
-        return LEVELS[max(known)] if known else "NP"
+        names = levels.current().names
+        known = [names.index(s.level) for s in self.sources if s.level != UNKNOWN]
+        return names[max(known)] if known else names[0]
 
     @property
     def classification(self) -> str:
@@ -129,16 +131,17 @@ class Report:
         """Header/footer marking, e.g. 'SECRET — cyber, nucleaire' (never lower than the truth)."""
         if self.classification == UNKNOWN:
             text = UNDETERMINED
-            if self.known_level != "NP":
-                text += f" (au moins {LABELS[self.known_level]})"
+            if self.known_level != levels.current().names[0]:
+                text += f" (au moins {LABELS.get(self.known_level, self.known_level)})"
         else:
-            text = LABELS[self.classification]
+            text = LABELS.get(self.classification, self.classification)
         return f"{text} — {', '.join(self.groups)}" if self.groups else text
 
     @property
     def severe(self) -> bool:
-        """Whether the banner should stand out (S, TS or undetermined)."""
-        return self.classification in ("S", "TS", UNKNOWN)
+        """Whether the banner should stand out (the two highest levels, S and TS by default, or undetermined)."""
+        names = levels.current().names
+        return self.classification == UNKNOWN or names.index(self.classification) >= len(names) - 2
 
 
 def _text(value: Any) -> str:

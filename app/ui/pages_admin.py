@@ -10,7 +10,7 @@ import streamlit as st
 
 from app.ui import formatting, render, state
 from app.ui.engine_api import EngineError
-from app.ui.formatting import LEVELS, ROLES
+from app.ui.formatting import ROLES
 from app.ui.i18n import t
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,9 @@ def _admin_page(body: Callable[[], None]) -> None:
 
 
 def _level_select(label: str, key: str, current: str | None = None) -> str:
-    index, lang = (LEVELS.index(current) if current in LEVELS else 0), state.lang()
-    return st.selectbox(label, LEVELS, index=index, key=key,
+    scale = state.levels()
+    index, lang = (scale.index(current) if current in scale else 0), state.lang()
+    return st.selectbox(label, scale, index=index, key=key,
                         format_func=lambda level: formatting.level_label(level, lang))
 
 

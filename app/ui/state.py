@@ -28,6 +28,7 @@ FACTORY = "engine_api_factory"
 FLASH = "flash"
 DOCS = "_documents_cache"
 DOCS_TTL_S = 60.0
+LEVELS_KEY = "_levels_cache"
 KEPT_ON_LOGOUT = frozenset({LANG, FACTORY, FLASH})
 
 
@@ -116,6 +117,19 @@ def documents(force: bool = False) -> list[dict[str, Any]]:
     docs = api().documents()
     st.session_state[DOCS] = (time.monotonic(), docs)
     return docs
+
+
+def levels() -> tuple[str, ...]:
+    """The engine's classification levels, lowest first (`/status`), kept for the session."""
+    from app.ui.formatting import LEVELS
+
+    if LEVELS_KEY not in st.session_state:
+        try:
+            found = tuple(str(x) for x in (api().status().get("levels") or ()))
+        except EngineError:
+            found = ()
+        st.session_state[LEVELS_KEY] = found or LEVELS
+    return st.session_state[LEVELS_KEY]
 
 
 def forget_documents() -> None:
