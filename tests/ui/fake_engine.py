@@ -109,6 +109,7 @@ class FakeEngineAPI:
         self.users_db = {"alice": user("alice", "analyst", "DR", ["ops"]), "admin": user("admin", "admin", "TS", []),
                          "audrey": user("audrey", "auditor", "S", ["audit"])}
         self.documents_db = copy.deepcopy(DOCUMENTS)
+        self.levels = ["NP", "DR", "S", "TS"]  # the engine's classification scale (/status)
         stored = answer("ans-stored-1", "Combien de frégates compte la flotte ?", "conv-1",
                         text=ANSWER_TEXT + " Un document n'est plus visible [3].",
                         citations=[CITATION_PDF, CITATION_DOCX, CITATION_WITHHELD])
@@ -179,7 +180,8 @@ class FakeEngineAPI:
 
     def status(self) -> dict[str, Any]:
         self._call("status")
-        return {"status": "ok", "documents": len(self.documents_db), "chunks": 132, "model": "qwen", "queue": 0}
+        return {"status": "ok", "documents": len(self.documents_db), "chunks": 132, "model": "qwen", "queue": 0,
+                "levels": list(self.levels)}
 
     # ------------------------------------------------------------------ questions
 

@@ -90,3 +90,11 @@ def test_users_add_change_and_disable() -> None:
 def test_admin_sees_the_chat_too() -> None:
     at = logged_in(FakeEngineAPI(), "admin")
     assert at.chat_input
+
+
+def test_the_classification_choices_are_the_engine_scale() -> None:
+    fake = FakeEngineAPI()
+    fake.levels = ["NP", "DR", "CD", "S", "TS"]  # a site's own scale (VIGIE_CLASSIFICATION_LEVELS)
+    at = _admin_page(fake, "admin_upload.py")
+    assert list(at.selectbox(key="upload_classification").options) == ["NP — Non protégé", "DR — Diffusion restreinte",
+                                                                       "CD", "S — Secret", "TS — Très secret"]
