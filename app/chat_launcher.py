@@ -44,7 +44,8 @@ def offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def start_engine(settings: VigieSettings, timeout_s: float = ENGINE_START_TIMEOUT_S) -> subprocess.Popen[bytes]:
     """`vigie serve` on the configured address, returned once `/health` answers."""
-    command = [sys.executable, "-m", "app.cli", "serve", "--host", settings.engine_host,
+    # -P: the caller's working directory (VIGIE_HOME, say, with its index/ folder) never shadows a package
+    command = [sys.executable, "-P", "-m", "app.cli", "serve", "--host", settings.engine_host,
                "--port", str(settings.engine_port)]
     proc = subprocess.Popen(command, env=offline_env())
     deadline = time.monotonic() + timeout_s

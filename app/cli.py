@@ -61,7 +61,7 @@ def _engine_error(exc: httpx.HTTPStatusError) -> typer.Exit:
 def _open_index(settings: VigieSettings):
     from index.document_index import DocumentIndex, LegacyIndexLayout
     from index.embedding import EmbeddingModelMissing
-    from index.levels import LevelsChanged
+    from index.level_scale import LevelsChanged
     from index.store import IndexLocked
 
     try:
@@ -333,7 +333,7 @@ def serve(
     finally:
         accounts.close()
     from index.document_index import LegacyIndexLayout
-    from index.levels import LevelsChanged
+    from index.level_scale import LevelsChanged
     from index.store import IndexLocked
 
     try:

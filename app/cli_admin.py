@@ -173,7 +173,7 @@ def users_token(name: str, ttl: Annotated[float | None, typer.Option("--ttl", he
 # ---- documents -----------------------------------------------------------------------------------------------
 def _open_index(settings: VigieSettings):
     from index.document_index import DocumentIndex, LegacyIndexLayout
-    from index.levels import LevelsChanged
+    from index.level_scale import LevelsChanged
     from index.store import IndexLocked
 
     try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from app.accounts import User
 from app.audit import AuditEvent
-from index import levels
+from index import level_scale
 from index.access import Reader
 
 LOCAL_ADMIN = "local-admin"
@@ -32,7 +32,7 @@ class Principal:
     @classmethod
     def local_admin(cls) -> Principal:
         """The account that owns VIGIE_HOME, on the server's shell: every document, administration included."""
-        return cls(LOCAL_ADMIN, "admin", levels.current().top, (), via="local-shell", unrestricted=True)
+        return cls(LOCAL_ADMIN, "admin", level_scale.current().top, (), via="local-shell", unrestricted=True)
 
     @property
     def reader(self) -> Reader:

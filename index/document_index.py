@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from index import levels
+from index import level_scale
 from index.catalog import Catalog, DocumentRecord
 from index.embedding import Embedder
 from index.models import AccessLabel, Chunk, SearchFilter, SearchHit, classification_rank
@@ -80,13 +80,13 @@ class DocumentIndex:
 
     def _check_levels(self) -> None:
         """The index keeps the classification scale it was built with (ranks and partitions depend on it)."""
-        configured = levels.current().spec
+        configured = level_scale.current().spec
         stored = self.catalog.meta("classification_levels")
         if stored is None:
             self.catalog.set_meta("classification_levels", configured)
         elif stored != configured:
             self.catalog.close()
-            raise levels.LevelsChanged(stored, configured, str(self.settings.resolved_index_path))
+            raise level_scale.LevelsChanged(stored, configured, str(self.settings.resolved_index_path))
 
     @property
     def embedder(self) -> Embedder:

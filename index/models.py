@@ -6,23 +6,23 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from index import levels
+from index import level_scale
 
 # Stable namespace for every deterministic id Vigie derives (documents, chunks).
 VIGIE_NAMESPACE = uuid.UUID("6f1c2d52-8a4e-5b7e-9c3a-1d0e2f4a5b6c")
 
 # The classification scale lives in `index.levels` (configurable); the default French levels, lowest first:
-CLASSIFICATION_LEVELS: tuple[str, ...] = levels.DEFAULT_LEVELS
+CLASSIFICATION_LEVELS: tuple[str, ...] = level_scale.DEFAULT_LEVELS
 
 
 def normalize_classification(value: str) -> str:
     """Map a classification name or alias to its level of the configured scale; raise ValueError otherwise."""
-    return levels.current().normalize(value)
+    return level_scale.current().normalize(value)
 
 
 def classification_rank(level: str) -> int:
     """Position of a level in the configured scale (default NP=0 … TS=3)."""
-    return levels.current().rank(level)
+    return level_scale.current().rank(level)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from index import levels as scale
+from index import level_scale as scale
 from index.fusion import merge_by_score, reciprocal_rank_fusion
 from index.models import SearchFilter, classification_rank
 from index.sparse import SparseVectorData

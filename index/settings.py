@@ -19,7 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from index import levels
+from index import level_scale
 
 DEFAULT_LLM_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 DEFAULT_LLM_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -112,7 +112,7 @@ class VigieSettings(BaseSettings):
     max_login_failures: int = Field(5, ge=1, description="Consecutive failures that lock an account.")
     lockout_s: float = Field(900.0, ge=0, description="How long a locked account stays locked.")
     classification_levels: str = Field(
-        ",".join(levels.DEFAULT_LEVELS), description="Classification levels, lowest first, comma-separated "
+        ",".join(level_scale.DEFAULT_LEVELS), description="Classification levels, lowest first, comma-separated "
         "(an index keeps the scale it was built with).")
     trusted_user_header: str | None = Field(None, description="Header a reverse proxy sets to the user name "
                                             "(identity-provider sites); the engine then listens on loopback only.")
@@ -139,10 +139,10 @@ class VigieSettings(BaseSettings):
     @field_validator("classification_levels", mode="after")
     @classmethod
     def _levels(cls, value: str) -> str:
-        return levels.LevelScale.parse(value).spec  # a clear error naming the setting, before anything opens
+        return level_scale.LevelScale.parse(value).spec  # a clear error naming the setting, before anything opens
 
     def model_post_init(self, context: Any, /) -> None:
-        levels.configure(self.classification_levels)  # the scale of this process: ranks, partitions, labels
+        level_scale.configure(self.classification_levels)  # the scale of this process: ranks, partitions, labels
 
     @field_validator("home", "index_path", "embedding_model", "llm_model", mode="after")
     @classmethod

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index import levels
+from index import level_scale
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ReportSource:
     def level(self) -> str:
         """The classification if known, else UNKNOWN."""
         label = (self.classification or "").strip().upper()
-        return label if label in levels.current().names else UNKNOWN
+        return label if label in level_scale.current().names else UNKNOWN
 
     @property
     def pages(self) -> str:
@@ -110,7 +110,7 @@ class Report:
     @property
     def known_level(self) -> str:
         """The highest known classification among cited sources (NP when none)."""
-        names = levels.current().names
+        names = level_scale.current().names
         known = [names.index(s.level) for s in self.sources if s.level != UNKNOWN]
         return names[max(known)] if known else names[0]
 
@@ -131,7 +131,7 @@ class Report:
         """Header/footer marking, e.g. 'SECRET — cyber, nucleaire' (never lower than the truth)."""
         if self.classification == UNKNOWN:
             text = UNDETERMINED
-            if self.known_level != levels.current().names[0]:
+            if self.known_level != level_scale.current().names[0]:
                 text += f" (au moins {LABELS.get(self.known_level, self.known_level)})"
         else:
             text = LABELS.get(self.classification, self.classification)
@@ -140,7 +140,7 @@ class Report:
     @property
     def severe(self) -> bool:
         """Whether the banner should stand out (the two highest levels, S and TS by default, or undetermined)."""
-        names = levels.current().names
+        names = level_scale.current().names
         return self.classification == UNKNOWN or names.index(self.classification) >= len(names) - 2
 
 

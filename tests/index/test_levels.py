@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from index import levels
+from index import level_scale
 from index.access import Reader
 from index.document_index import DocumentIndex
-from index.levels import LevelScale, LevelsChanged
+from index.level_scale import LevelScale, LevelsChanged
 from index.models import AccessLabel
 from index.settings import VigieSettings
 from ingest.pipeline import run_ingest
@@ -20,7 +20,7 @@ SCALE = "NP,DR,CD,S,TS"  # a ministry's scale with "Confidentiel Défense" betwe
 @pytest.fixture(autouse=True)
 def default_scale_afterwards():
     yield
-    levels.configure(levels.DEFAULT_LEVELS)
+    level_scale.configure(level_scale.DEFAULT_LEVELS)
 
 
 def test_parse_validates_and_keeps_aliases_of_present_levels():
@@ -38,13 +38,13 @@ def test_parse_validates_and_keeps_aliases_of_present_levels():
 
 def test_settings_configure_the_process_scale_and_refuse_a_bad_one():
     VigieSettings(classification_levels=SCALE)
-    assert levels.current().names == ("NP", "DR", "CD", "S", "TS")
+    assert level_scale.current().names == ("NP", "DR", "CD", "S", "TS")
     assert AccessLabel("default", "cd").classification == "CD"
     assert Reader("CD", ()).may_see("DR", ()) and not Reader("CD", ()).may_see("S", ())
     with pytest.raises(ValueError, match="classification_levels"):
         VigieSettings(classification_levels="NP,,NP")
     VigieSettings()
-    assert levels.current().names == levels.DEFAULT_LEVELS
+    assert level_scale.current().names == level_scale.DEFAULT_LEVELS
     with pytest.raises(ValueError, match="unknown classification 'CD'"):
         AccessLabel("default", "CD")
 
@@ -72,6 +72,6 @@ def test_a_custom_level_gets_its_partition_and_the_filter_follows_the_scale(tmp_
 
     with pytest.raises(LevelsChanged, match="NP,DR,CD,S,TS"):  # the same index under the default scale
         DocumentIndex(VigieSettings(home=tmp_path / "home", embedding_model=EMBEDDING_MODEL))
-    levels.configure(SCALE)
+    level_scale.configure(SCALE)
     DocumentIndex(VigieSettings(home=tmp_path / "home", embedding_model=EMBEDDING_MODEL,
                                 classification_levels=SCALE)).close()  # the right scale opens it again

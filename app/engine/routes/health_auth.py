@@ -12,7 +12,7 @@ from app.audit import AuditEvent
 from app.engine.deps import bearer_token, client_of, get_principal, get_state
 from app.engine.state import EngineState
 from app.principal import Principal
-from index import levels
+from index import level_scale
 
 router = APIRouter()
 
@@ -37,7 +37,7 @@ def status(principal: Principal = Depends(get_principal), state: EngineState = D
             "chunks": sum(r.chunk_count for r in visible), "model": state.model.name if state.model else None,
             "embedding_model": state.settings.resolved_embedding_model.name, "queue": state.generation.depth,
             "cancelled": state.generation.cancelled, "user": principal.to_dict(),
-            "levels": list(levels.current().names)}
+            "levels": list(level_scale.current().names)}
 
 
 @router.post("/auth/login")

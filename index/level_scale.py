@@ -3,6 +3,9 @@
 One scale per process, set from the settings (`VIGIE_CLASSIFICATION_LEVELS`, e.g. `NP,DR,CD,S,TS`) when they are
 built. Ranks are what the Qdrant filter compares and partitions are named after the levels, so an index keeps
 the scale it was built with: `DocumentIndex` refuses to open it under another one (`LevelsChanged`).
+
+(Not named `index/levels.py`: an index folder holds a `levels/` directory, which `python -m` run from
+`VIGIE_HOME` would import in its place as a namespace package.)
 """
 
 from __future__ import annotations
