@@ -26,7 +26,18 @@ class LaunchError(RuntimeError):
     """The engine or the app could not be started; the message says which and why."""
 
 
+def check_engine_address(settings: VigieSettings) -> None:
+    """The chat talks to an engine on this machine only (passwords travel in request bodies, over plain HTTP)."""
+    from app.engine_client import is_loopback_host
+
+    if not is_loopback_host(settings.engine_host):
+        raise LaunchError(f"the engine address {settings.engine_host!r} is not loopback: the chat and its engine "
+                          "run on this machine (VIGIE_ENGINE_HOST=127.0.0.1); put a TLS reverse proxy in front "
+                          "of the chat for other machines")
+
+
 def engine_is_up(url: str) -> bool:
+    """Whether an engine answers `/health` at `url` (a loopback address: see `check_engine_address`)."""
     try:
         return httpx.get(f"{url}/health", timeout=2.0, trust_env=False).status_code == 200
     except httpx.HTTPError:

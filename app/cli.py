@@ -356,12 +356,13 @@ def chat(
     """The analysts' browser chat: starts the engine if none runs, then the app, and prints its address."""
     import signal
 
-    from app.chat_launcher import LaunchError, engine_is_up, start_app, start_engine, stop
+    from app.chat_launcher import LaunchError, check_engine_address, engine_is_up, start_app, start_engine, stop
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a terminated launcher still stops its children
     settings = _settings()
     engine = None
     try:
+        check_engine_address(settings)
         if not engine_is_up(settings.engine_url):
             err.print(f"Starting the engine on {settings.engine_url} (loading the models)…")
             engine = start_engine(settings)

@@ -94,3 +94,9 @@ def _accounts(home: Path) -> AccountStore:
 
 def _audit(home: Path) -> AuditTrail:
     return open_audit(VigieSettings(home=home))
+
+
+def test_chat_refuses_an_engine_address_off_this_machine(tmp_path: Path) -> None:
+    """`vigie chat` never contacts nor starts an engine on another host (the guard would also fail it)."""
+    result = vigie(tmp_path, "chat", "--port", "8599", VIGIE_ENGINE_HOST="10.1.2.3")
+    assert result.returncode == 3 and "'10.1.2.3' is not loopback" in result.stderr
