@@ -23,6 +23,7 @@ from app.llm import GenerationStats, LocalModel
 from app.semantic_support import SentenceSimilarity
 from index.document_index import DocumentIndex
 from index.models import SearchFilter, SearchHit
+from index.rerank import rerank
 from index.sparse import detect_language
 from prompts import load_prompt
 
@@ -277,10 +278,13 @@ class AnswerPipeline:
         question for context; if its sources still cover the new question they are kept (same prompt prefix:
         KV cache reuse), else the conversation starts afresh."""
         t0 = time.monotonic()
-        k = max(self.settings.answer_sources, MIN_RETRIEVED)
+        k = max(self.settings.answer_sources, MIN_RETRIEVED, self.settings.rerank_candidates)
         anchor = history[0].question if history else question
         anchor_hits, _ = self.index.retrieve(anchor, k, flt) if history else ([], 0.0)
         hits, relevance = self.index.retrieve(f"{anchor} {question}" if history else question, k, flt)
+        weight = self.settings.rerank_lexical_weight
+        anchor_hits = rerank(anchor, anchor_hits, self.index.sparse, weight)
+        hits = rerank(f"{anchor} {question}" if history else question, hits, self.index.sparse, weight)
         if history and anchor_hits and hits and hits[0].chunk.chunk_id in {h.chunk.chunk_id for h in anchor_hits}:
             hits = anchor_hits
         else:

@@ -18,13 +18,13 @@ language is replaced by the passage sentences it paraphrases, in « quotes », u
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.citations import MARKER
+from app.quoting import Quote, choose_quote
 from index.sparse import SparseEncoder, detect_language
 
 # A sentence ends at . ! ? followed by a capital, but not after an initial ("L. 1111-1", "M. Dupont") or "art."
@@ -38,9 +38,7 @@ SEMANTIC_MARGIN = 0.03  # ... within this margin of the best passage
 SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at this cosine
 MAX_CITATIONS = 2  # per sentence: the strongest supported ones
 QUOTE_KEEP = 0.8  # quoting: a sentence copied from its passage (this share of its word trigrams, both ways with the
-# passage sentence it comes from) is kept as written ...
-QUOTE_COVER = 0.5  # ... else replaced by the passage sentence holding most of its stems (at least this share)
-QUOTE_SPAN = 3  # a quote holds at most this many passage sentences (plus what a lead-in introduces)
+# passage sentences it comes from) is kept as written, else replaced by a quote (app/quoting.py)
 ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
 REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
 _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
@@ -73,44 +71,6 @@ def trigram_share(sentence: str, passage: str) -> float:
     have = _words(passage)
     present = {tuple(have[i:i + 3]) for i in range(len(have) - 2)}
     return sum(g in present for g in grams) / len(grams)
-
-
-def _closest_sentence(terms: set[int], passage: str, encoder: SparseEncoder, language: str,
-                      focus: set[int] | None = None) -> str | None:
-    """The passage sentences a sentence paraphrases, quoted in its place (None when they hold too little of it).
-
-    The passage sentence holding most of `terms` (the shorter one on ties) comes first. `focus` are the stems
-    the question does not already hold (what the sentence answers): while some are missing, the passage
-    sentence holding most of them joins the quote (up to QUOTE_SPAN in all): the items of a list, the other
-    half of a comparison. Sentences keep the passage's order, non-adjacent ones joined by " […] ", and a
-    lead-in (ending with ":") comes with what it introduces. None under QUOTE_COVER of `terms`.
-    """
-    focus = (focus & terms) or terms
-    sentences = split_sentences(passage, keep_quotes=False)
-    found = [terms & encoder.terms(s, language) for s in sentences]
-    ranked = [(len(f) / len(terms), -len(s), i) for i, (s, f) in enumerate(zip(sentences, found, strict=True)) if f]
-    if not ranked:
-        return None
-    chosen = [max(ranked)[2]]
-    held = set(found[chosen[0]])
-    while len(chosen) < QUOTE_SPAN:
-        options = [(len((found[i] - held) & focus), len(found[i] - held), i)
-                   for i in range(len(sentences)) if i not in chosen]
-        gain, _, best = max(options, default=(0, 0, -1))
-        if gain < 1:  # no other passage sentence holds what the quote lacks
-            break
-        chosen.append(best)
-        held |= found[best]
-    for i in list(chosen):
-        if sentences[i].rstrip().endswith(":") and i + 1 < len(sentences) and i + 1 not in chosen:
-            chosen.append(i + 1)  # a lead-in is not quoted without what it introduces
-    if len(held) / len(terms) < QUOTE_COVER:
-        return None
-    order = sorted(chosen)
-    parts = [sentences[order[0]]]
-    for before, i in itertools.pairwise(order):
-        parts.append(("" if i == before + 1 else "[…] ") + sentences[i])
-    return " ".join(parts)
 
 
 def _numbers(text: str) -> set[str]:
@@ -155,6 +115,21 @@ class _Evidence:
     passage_terms: dict[int, set[int]]
     source_numbers: set[str]
     quote_from: dict[int, str] | None
+    quoted: dict[int, set[int]] = field(default_factory=dict)  # source -> its passage sentences quoted so far
+    answered: set[int] = field(default_factory=set)  # question stems the kept sentences hold
+    _stems: dict[str, set[int]] = field(default_factory=dict)
+
+    def stems(self, text: str) -> set[int]:
+        """Content stems of a passage sentence (cached: every sentence of an answer looks at the same ones)."""
+        if text not in self._stems:
+            self._stems[text] = self.encoder.terms(text, self.language)
+        return self._stems[text]
+
+    def quote(self, n: int, claim_terms: set[int]) -> Quote | None:
+        """The sentences of passage n that hold the claim and the question's answer (app/quoting.py)."""
+        sentences = split_sentences(self.quote_from.get(n, "") if self.quote_from else "", keep_quotes=False)
+        return choose_quote(claim_terms, self.question_terms, sentences, self.stems,
+                            frozenset(self.answered), frozenset(self.quoted.get(n, set())))
 
     @classmethod
     def build(cls, sources: dict[int, str], encoder: SparseEncoder, language: str, question: str,
@@ -240,29 +215,54 @@ def _keep_citations(sentence: str, support: _Support, evidence: _Evidence, resul
     return [winner]
 
 
+def _copied_sentences(body: str, source: str) -> tuple[int, ...]:
+    """The passage sentences the model's sentence copies entirely, when it is nothing but their copy (its word
+    trigrams are QUOTE_KEEP theirs); () otherwise. A copy that leaves out a condition copies no sentence entirely,
+    and a lead-in ("… :") copied without its items is no whole copy."""
+    sentences = split_sentences(source, keep_quotes=False)
+    copied = [i for i, s in enumerate(sentences) if trigram_share(s, body) >= QUOTE_KEEP]
+    if not copied or any(sentences[i].rstrip().endswith(":") for i in copied):
+        return ()
+    return tuple(copied) if trigram_share(body, " ".join(sentences[i] for i in copied)) >= QUOTE_KEEP else ()
+
+
 def _write_sentence(claim: str, terms: set[int], good: list[int], support: _Support, evidence: _Evidence,
                     kept_terms: list[set[int]], result: GroundedText) -> str | None:
-    """The kept sentence with its markers: the model's own words when they copy the source, else the source's
-    sentences they paraphrase in « quotes » (lexical scale only); None when it must be dropped."""
+    """The kept sentence with its markers: the model's own words when they copy whole source sentences holding
+    what the quote would hold of the question, else the passage sentences holding the claim and the question's
+    answer, in « quotes » (lexical scale only); None when it must be dropped."""
     end = claim[-1] if claim[-1] in ".!?" else ""
     body = claim[:-1].rstrip() if end else claim
     source = evidence.quote_from.get(good[0], "") if evidence.quote_from and support.lexical else ""
-    quoted = _closest_sentence(terms, source, evidence.encoder, evidence.language,
-                               terms - evidence.question_terms) if source else None
-    copied = bool(source) and trigram_share(body, source) >= QUOTE_KEEP
-    if source and quoted is None and not copied:
+    if not source:
+        return _keep(body, end, terms, good, kept_terms, result, evidence)
+    quote = evidence.quote(good[0], terms)
+    copied = _copied_sentences(body, source)
+    if copied and set(copied) <= evidence.quoted.get(good[0], set()):
+        result.dropped_sentences += 1  # a copy of passage sentences the answer already quotes
+        return None
+    if quote is None and not copied:
         result.dropped_sentences += 1
         result.dropped_citations += len(good)
         return None
-    if quoted is not None and not (copied and trigram_share(quoted, body) >= QUOTE_KEEP):
-        # a paraphrase, or a copy of part of the source sentence (a condition or its subject left out)
-        body, end, good = f"« {quoted.rstrip(' .;:')} »", ".", good[:1]
-        terms = evidence.encoder.terms(quoted, evidence.language)
-        if _repeats(terms, kept_terms):
-            result.dropped_sentences += 1  # two paraphrases of the same passage sentence: quote it once
-            return None
-        result.quoted += 1
+    quote_terms = evidence.encoder.terms(quote.text, evidence.language) if quote else set()
+    asked = evidence.question_terms & quote_terms
+    if copied and (quote is None or trigram_share(quote.text, body) >= QUOTE_KEEP or asked <= terms):
+        evidence.quoted.setdefault(good[0], set()).update(copied)
+        return _keep(body, end, terms, good, kept_terms, result, evidence)
+    assert quote is not None
+    if not quote.indices or _repeats(quote_terms, kept_terms):
+        result.dropped_sentences += 1  # two paraphrases of the same passage sentences: quote them once
+        return None
+    evidence.quoted.setdefault(good[0], set()).update(quote.indices)
+    result.quoted += 1
+    return _keep(f"« {quote.text.rstrip(' .;:')} »", ".", quote_terms, good[:1], kept_terms, result, evidence)
+
+
+def _keep(body: str, end: str, terms: set[int], good: list[int], kept_terms: list[set[int]],
+          result: GroundedText, evidence: _Evidence) -> str:
     kept_terms.append(terms)
+    evidence.answered |= terms & evidence.question_terms
     for n in good:
         if n not in result.cited:
             result.cited.append(n)

@@ -1,24 +1,27 @@
 """End-to-end answer quality of `AnswerPipeline` with the real local LLM.
 
 Two indexes, one Vigie home each (under `--home`, kept between runs; `run_ingest` skips unchanged files):
-* `cdd`: the Code de la défense (29 .md files) and bench/data/code_defense_qa.json (answerable questions with gold
-  articles and key facts, plus unanswerable ones);
+* `codes`: the Code de la défense (29 .md files) and the Code de justice militaire (6), with bench/data/codes_qa.json
+  (160 questions, French and English: answerable ones with gold articles and key facts, unanswerable ones), split
+  once with a recorded seed into a development half (`--split dev`, the only one tuned on) and a held-out half
+  (`--split heldout`, reported);
 * `spf`: the 530 service-public.fr pages of piaf_ml_etalab/spf_qr_test.json, written as one .txt per page (file
   name = page id, content = page text) and ingested in collection "spf"; its 105 questions, gold page + answer span.
 
-Step 1, calibration (no LLM, seconds): `DocumentIndex.retrieve(question, k=8)` for every question of both sets;
-the best dense cosine (`relevance`) is what `AnswerPipeline` compares with `relevance_threshold`. A sweep over
-0.800..0.900 gives the refusal rate on unanswerable questions and the false-refusal rate on answerable ones; the
-chosen threshold reaches >= 80 % refusal on unanswerable questions with the fewest false refusals (cdd + spf).
+Step 1, calibration (no LLM, seconds), on the development half only: `DocumentIndex.retrieve(question, k=8)`; the
+best dense cosine (`relevance`) is what `AnswerPipeline` compares with `relevance_threshold`. A sweep over
+0.800..0.900 gives the refusal rate on unanswerable questions and the false-refusal rate on answerable ones, and
+the threshold that reaches >= 80 % refusal with the fewest false refusals (information for the settings' defaults).
 
-Step 2, evaluation: `AnswerPipeline.ask` on the selected questions with that threshold, judged by rules that are
-independent of the product's own lexical grounding (see `JUDGE_RULES`).
+Step 2, evaluation: `AnswerPipeline.ask` on the chosen half with the product's settings as they are (or
+`--threshold`), judged by rules that are independent of the product's own grounding (see `JUDGE_RULES`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
@@ -44,14 +47,14 @@ from app.grounding import split_sentences
 from index.document_index import DocumentIndex
 from index.models import AccessLabel
 
-CDD_CORPUS = SHARED_DATA / "corpus" / "code-de-la-defense"
-CDD_QA = REPO_DIR / "bench" / "data" / "code_defense_qa.json"
+CDD_CORPORA = (SHARED_DATA / "corpus" / "code-de-la-defense", SHARED_DATA / "corpus" / "code-de-justice-militaire")
+CODES_QA = REPO_DIR / "bench" / "data" / "codes_qa.json"
 SPF_FILE = SHARED_DATA / "bench" / "piaf_ml_etalab" / "spf_qr_test.json"
 DEFAULT_HOME = CACHE_DIR / "answer-home"
 DEFAULT_LLM = Path.home() / ".vigie" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 THRESHOLDS = [round(0.80 + 0.005 * i, 3) for i in range(21)]
 TARGET_REFUSAL = 0.80
-SETS = ("cdd-fr", "cdd-en", "unanswerable", "spf")
+SETS = ("cdd-fr", "cdd-en", "cjm-fr", "cjm-en", "unanswerable", "spf")
 SUPPORT_LABELS = load_labels()  # reading judgements of (sentence, passage) pairs: bench/support_labels.py
 
 JUDGE_RULES = {
@@ -60,8 +63,9 @@ JUDGE_RULES = {
                     "string matching.",
     "normalisation": "NFKD accent folding, lower case, oe/ae ligatures, typographic apostrophes, digit groups "
                      "('37 500' = '37500'), whitespace collapsed; a fact matches on word boundaries.",
-    "retrieval_hit": "cdd: a gold article is the last element of a hit's section path ('Article L1111-1', spacing "
-                     "and dots tolerated: 'Article L. 1111-1'); spf: the hit comes from the gold page. hit@4 / hit@8 "
+    "retrieval_hit": "codes: a gold article is the last element of a hit's section path ('Article L1111-1', spacing "
+                     "and dots tolerated: 'Article L. 1111-1') in one of the question's gold files (the two codes "
+                     "number their articles alike); spf: the hit comes from the gold page. hit@4 / hit@8 "
                      "over the hybrid hits of retrieve(question, k=8) (the same call the pipeline makes).",
     "correct_cdd": "all key facts of the question appear in the answer; a refusal is incorrect.",
     "correct_spf": "content words of the gold answer span (normalised words of >= 3 characters or digits, French "
@@ -82,6 +86,9 @@ JUDGE_RULES = {
                                "supported. Rubric: " + RUBRIC + " Pairs nobody read yet are left out and counted "
                                "apart (citation_judged_pairs).",
     "citation_recall": "share of answerable, non-refused answers citing at least one gold article / page.",
+    "correct_cited": "answerable questions whose answer is correct AND cites a gold article / page (the issue's "
+                     "headline figure), over all answerable questions of the set (refusals count as failures).",
+    "false_refusals": "answerable questions refused, over the answerable questions of the set.",
     "invalid_citations": "markers [n] of the FINAL answers with n outside 1..len(sources) (must be 0), plus the sum "
                          "of removed_markers (markers the product itself removed while streaming).",
 }
@@ -175,34 +182,21 @@ class Question:
     key_facts: list[str] = field(default_factory=list)
     gold_page: str | None = None
     gold_span: str | None = None
+    gold_files: list[str] = field(default_factory=list)
+    split: str = ""  # "dev" | "heldout" for the codes' questions
 
 
-def _interleave(a: list[Any], b: list[Any]) -> list[Any]:
-    out = []
-    for i in range(max(len(a), len(b))):
-        out += [x[i] for x in (a, b) if i < len(x)]
-    return out
-
-
-def _pick(fr: list[Question], en: list[Question], n: int) -> list[Question]:
-    """First n in file order, with at least n // 6 (>= 1, <= 5 wanted) English ones, French and English interleaved."""
-    n = min(n, len(fr) + len(en))
-    if n <= 0:
-        return []
-    want_en = 0 if n == 1 and fr else max(1, min(5, n // 6))
-    n_en = min(len(en), want_en)
-    n_fr = min(len(fr), n - n_en)
-    n_en = min(len(en), n - n_fr)
-    return _interleave(fr[:n_fr], en[:n_en])
-
-
-def cdd_questions() -> list[Question]:
-    data = json.loads(CDD_QA.read_text())["questions"]
+def code_questions(split: str = "all") -> list[Question]:
+    """The codes' questions of one half ("dev", "heldout") or "all", in file order."""
+    data = json.loads(CODES_QA.read_text())["questions"]
     out = []
     for q in data:
-        kind = ("cdd-" + q["lang"]) if q["answerable"] else "unanswerable"
-        out.append(Question(q["id"], kind, q["lang"], q["question"], q["answerable"],
-                            q.get("gold_articles") or [], q.get("key_facts") or []))
+        if split != "all" and q["split"] != split:
+            continue
+        code = "cjm" if q["id"].startswith("cjm-") else "cdd"
+        kind = f"{code}-{q['lang']}" if q["answerable"] else "unanswerable"
+        out.append(Question(q["id"], kind, q["lang"], q["question"], q["answerable"], q.get("gold_articles") or [],
+                            q.get("key_facts") or [], gold_files=q.get("gold_files") or [], split=q["split"]))
     return out
 
 
@@ -225,17 +219,17 @@ def _settings(home: Path, args: argparse.Namespace) -> Any:
 
 
 def open_cdd(root: Path, args: argparse.Namespace, embedder: Any = None) -> tuple[DocumentIndex, dict[str, Any]]:
-    """The Code de la défense index under root/cdd, ingested (or brought up to date) with run_ingest."""
+    """Both codes (défense, justice militaire) in one index under root/codes, brought up to date with run_ingest."""
     from ingest_bench import TqdmProgress
 
     from ingest.pipeline import run_ingest
 
-    home = root / "cdd"
+    home = root / "codes"
     home.mkdir(parents=True, exist_ok=True)
     idx = DocumentIndex(_settings(home, args), embedder=embedder)
-    progress = TqdmProgress("ingest cdd")
+    progress = TqdmProgress("ingest codes")
     try:
-        report = run_ingest([CDD_CORPUS], idx, progress=progress)
+        report = run_ingest(list(CDD_CORPORA), idx, progress=progress)
     finally:
         progress.close()
     if report.failed:
@@ -270,6 +264,8 @@ def open_spf(root: Path, args: argparse.Namespace, pages: dict[str, str],
 def is_gold(q: Question, doc_path: str, section: str) -> bool:
     if q.set == "spf":
         return Path(doc_path).stem == q.gold_page
+    if q.gold_files and Path(doc_path).name not in q.gold_files:
+        return False
     return bool(q.gold_articles) and section_article(section) in {article_key(a) for a in q.gold_articles}
 
 
@@ -295,9 +291,9 @@ def sweep(questions: list[Question], retrieval: dict[str, dict[str, Any]]) -> li
         for name, members in (("unanswerable", [q for q in questions if not q.answerable]),
                               ("unanswerable_fr", [q for q in questions if not q.answerable and q.lang == "fr"]),
                               ("unanswerable_en", [q for q in questions if not q.answerable and q.lang == "en"]),
-                              ("cdd_answerable", [q for q in questions if q.answerable and q.set != "spf"]),
-                              ("cdd_fr", [q for q in questions if q.set == "cdd-fr"]),
-                              ("cdd_en", [q for q in questions if q.set == "cdd-en"]),
+                              ("codes_answerable", [q for q in questions if q.answerable and q.set != "spf"]),
+                              ("codes_fr", [q for q in questions if q.set in ("cdd-fr", "cjm-fr")]),
+                              ("codes_en", [q for q in questions if q.set in ("cdd-en", "cjm-en")]),
                               ("spf", [q for q in questions if q.set == "spf"])):
             refused = sum(rel[q.id] < t for q in members)
             row[f"{name}_refused"] = refused
@@ -310,11 +306,11 @@ def sweep(questions: list[Question], retrieval: dict[str, dict[str, Any]]) -> li
 def choose_threshold(rows: list[dict[str, Any]]) -> tuple[float, str]:
     ok = [r for r in rows if (r["unanswerable_rate"] or 0) >= TARGET_REFUSAL]
     if ok:
-        best = min(ok, key=lambda r: (r["cdd_answerable_refused"] + r["spf_refused"], -r["unanswerable_refused"],
+        best = min(ok, key=lambda r: (r["codes_answerable_refused"] + r["spf_refused"], -r["unanswerable_refused"],
                                       r["threshold"]))
-        return best["threshold"], (f"lowest false refusals (cdd answerable + spf) among thresholds refusing >= "
+        return best["threshold"], (f"lowest false refusals (codes answerable + spf) among thresholds refusing >= "
                                    f"{TARGET_REFUSAL:.0%} of unanswerable questions by relevance alone")
-    best = max(rows, key=lambda r: (r["unanswerable_rate"] or 0) - (r["cdd_answerable_rate"] or 0))
+    best = max(rows, key=lambda r: (r["unanswerable_rate"] or 0) - (r["codes_answerable_rate"] or 0))
     return best["threshold"], (f"no threshold in the sweep refuses {TARGET_REFUSAL:.0%} of unanswerable questions by "
                                "relevance alone: best (refusal - false refusal) taken; the model's own refusal "
                                "(NON_TROUVÉ) has to do the rest")
@@ -326,7 +322,7 @@ def per_language(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     for lang in ("fr", "en"):
         ok = [r for r in rows if (r[f"unanswerable_{lang}_rate"] or 0) >= TARGET_REFUSAL]
         spf = (lambda r: r["spf_refused"]) if lang == "fr" else (lambda r: 0)
-        out[lang] = min(ok, key=lambda r, spf=spf, lang=lang: (r[f"cdd_{lang}_refused"] + spf(r),
+        out[lang] = min(ok, key=lambda r, spf=spf, lang=lang: (r[f"codes_{lang}_refused"] + spf(r),
                                                               -r[f"unanswerable_{lang}_refused"],
                                                               r["threshold"]))["threshold"] if ok else None
     return out
@@ -343,11 +339,11 @@ def sweep_table(rows: list[dict[str, Any]], chosen: float) -> str:
                      f"{r['unanswerable_refused']}/{r['unanswerable_n']} ({pct(r['unanswerable_rate'])})",
                      f"{r['unanswerable_fr_refused']}/{r['unanswerable_fr_n']}",
                      f"{r['unanswerable_en_refused']}/{r['unanswerable_en_n']}",
-                     f"{r['cdd_answerable_refused']}/{r['cdd_answerable_n']} ({pct(r['cdd_answerable_rate'])})",
-                     f"{r['cdd_fr_refused']}/{r['cdd_fr_n']}", f"{r['cdd_en_refused']}/{r['cdd_en_n']}",
+                     f"{r['codes_answerable_refused']}/{r['codes_answerable_n']} ({pct(r['codes_answerable_rate'])})",
+                     f"{r['codes_fr_refused']}/{r['codes_fr_n']}", f"{r['codes_en_refused']}/{r['codes_en_n']}",
                      f"{r['spf_refused']}/{r['spf_n']} ({pct(r['spf_rate'])})" if r["spf_n"] else "–"])
-    return markdown_table(["threshold", "refused unanswerable", "unans. fr", "unans. en", "false refusals cdd",
-                           "cdd fr", "cdd en", "false refusals spf"], body)
+    return markdown_table(["threshold", "refused unanswerable", "unans. fr", "unans. en", "false refusals codes",
+                           "codes fr", "codes en", "false refusals spf"], body)
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------
@@ -400,6 +396,14 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
 
+def _quantile(values: list[float], q: float) -> float | None:
+    """Nearest-rank quantile (p50 of an even count: the lower middle)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))], 3)
+
+
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 3) if den else None
 
@@ -419,6 +423,9 @@ def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         "hit@4": _rate(sum(r["retrieval"]["hit@4"] for r in answerable), len(answerable)),
         "hit@8": _rate(sum(r["retrieval"]["hit@8"] for r in answerable), len(answerable)),
         "correct": _rate(sum(bool(r["judge"]["correct"]) for r in answerable), len(answerable)),
+        "correct_cited": _rate(sum(bool(r["judge"]["correct"]) and r["judge"]["cites_gold"] for r in answerable),
+                               len(answerable)),
+        "false_refusals": _rate(sum(r["refused"] for r in answerable), len(answerable)),
         "citation_pairs": len(pairs),
         "citation_precision": _rate(sum(p["ok"] for p in pairs), len(pairs)) if answerable else None,
         "citation_support": _rate(sum(p.get("supported", p["ok"]) for p in pairs), len(pairs)) if answerable else None,
@@ -435,6 +442,8 @@ def metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         "dropped_citations": sum(r["dropped_citations"] for r in records),
         "dropped_sentences": sum(r["dropped_sentences"] for r in records),
         "mean_ttft_s": _mean(ttft),
+        "ttft_p50_s": _quantile(ttft, 0.5),
+        "ttft_p95_s": _quantile(ttft, 0.95),
         "ttft_n": len(ttft),
         "mean_total_s": _mean([r["wall_s"] for r in records]),
     }
@@ -457,19 +466,20 @@ def results_table(by_set: dict[str, dict[str, Any]]) -> str:
                    else f"{m['refused']}/{m['n']} false ({pct(m['refusal_rate'])})")
         if m["errors"]:
             refusal += f", {m['errors']} time-outs"
-        rows.append([name, m["n"], pct(m["hit@4"]), pct(m["hit@8"]), pct(m["correct"]),
-                     f"{pct(m['citation_precision'])} ({m['citation_pairs']})", pct(m["citation_support"]),
+        rows.append([name, m["n"], pct(m["hit@4"]), pct(m["hit@8"]), pct(m["correct"]), pct(m["correct_cited"]),
+                     f"{pct(m['citation_precision'])} ({m['citation_pairs']})",
                      f"{pct(m['citation_judged_support'])} ({m['citation_judged_pairs']})",
                      pct(m["citation_recall"]), refusal,
-                     f"{m['invalid_markers_final']} + {m['removed_markers']}", m["mean_ttft_s"], m["mean_total_s"]])
-    return markdown_table(["set", "n", "hit@4", "hit@8", "correct", "cit. precision (pairs)", "cit. support",
+                     f"{m['invalid_markers_final']} + {m['removed_markers']}", m["ttft_p50_s"], m["ttft_p95_s"],
+                     m["mean_total_s"]])
+    return markdown_table(["set", "n", "hit@4", "hit@8", "correct", "correct + gold cited", "cit. precision (pairs)",
                            "judged support (judged pairs)", "cit. recall", "refusals", "bad citations final + removed",
-                           "mean TTFT s", "mean total s"], rows)
+                           "TTFT p50 s", "TTFT p95 s", "mean total s"], rows)
 
 
 def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> dict[str, Any]:
     return {
-        "id": q.id, "set": q.set, "lang": q.lang, "question": q.question, "answerable": q.answerable,
+        "id": q.id, "set": q.set, "split": q.split, "lang": q.lang, "question": q.question, "answerable": q.answerable,
         "gold": q.gold_articles or q.gold_page, "key_facts": q.key_facts, "gold_span": q.gold_span,
         "retrieval": {k: retrieval[k] for k in ("relevance", "first_gold_rank", "hit@4", "hit@8")},
         "answer": answer.answer, "refused": answer.refused, "refusal_reason": answer.refusal_reason,
@@ -492,7 +502,7 @@ def record(q: Question, answer: Any, retrieval: dict[str, Any], wall: float) -> 
 def error_record(q: Question, retrieval: dict[str, Any], wall: float, error: str) -> dict[str, Any]:
     """A question whose generation failed (time limit): counted as incorrect / not refused."""
     return {
-        "id": q.id, "set": q.set, "lang": q.lang, "question": q.question, "answerable": q.answerable,
+        "id": q.id, "set": q.set, "split": q.split, "lang": q.lang, "question": q.question, "answerable": q.answerable,
         "gold": q.gold_articles or q.gold_page, "key_facts": q.key_facts, "gold_span": q.gold_span,
         "retrieval": {k: retrieval[k] for k in ("relevance", "first_gold_rank", "hit@4", "hit@8")},
         "answer": "", "refused": False, "refusal_reason": None, "error": error, "relevance": retrieval["relevance"],
@@ -550,12 +560,15 @@ def regrade(previous: dict[str, Any], questions: dict[str, Question],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME,
-                        help="folder holding the two bench homes <home>/cdd and <home>/spf (kept; default %(default)s)")
-    parser.add_argument("--cdd", type=int, default=30, help="answerable Code de la défense questions (>= 5 English)")
-    parser.add_argument("--unanswerable", type=int, default=20, help="unanswerable questions")
-    parser.add_argument("--spf", type=int, default=15, help="service-public questions (0: no spf index at all)")
+                        help="folder holding the bench homes <home>/codes and <home>/spf (kept; default %(default)s)")
+    parser.add_argument("--split", choices=("dev", "heldout", "all"), default="dev",
+                        help="which half of bench/data/codes_qa.json to answer (tune on dev only; default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="at most this many of the half's questions (quick runs)")
+    parser.add_argument("--spf", type=int, default=0,
+                        help="service-public questions too (0: no spf index at all)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="relevance_threshold for the evaluation (default: the calibrated one)")
+                        help="relevance_threshold for French questions (default: the settings' own)")
     parser.add_argument("--calibrate-only", action="store_true", help="stop after the threshold sweep (no LLM)")
     parser.add_argument("--answer-sources", type=int, default=None,
                         help="passages given to the model (default: the settings default)")
@@ -569,8 +582,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regrade", type=Path, default=None,
                         help="results JSON of an earlier run: re-check its recorded drafts with the current "
                              "citation checks (no LLM; only valid for changes after generation)")
-    parser.add_argument("--only", choices=("eval", "dev"), default=None,
-                        help="with --regrade: report only the default selection (eval) or the other questions (dev)")
     parser.add_argument("--llm", type=Path, default=DEFAULT_LLM, help="GGUF file (default %(default)s)")
     parser.add_argument("--generation-timeout", type=float, default=None,
                         help="generation_timeout_s per answer (default: the settings default, 180 s); a question "
@@ -578,10 +589,10 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(parser)
     args = parser.parse_args(argv)
     root = args.home.expanduser().resolve()
-    output = args.output or Path(__file__).resolve().parent / "results" / "answer_bench.json"
+    output = args.output or Path(__file__).resolve().parent / "results" / f"answer_bench_{args.split}.json"
 
     t_start = time.monotonic()
-    all_cdd = cdd_questions()
+    all_cdd = code_questions("all")
     cdd_idx, cdd_build = open_cdd(root, args)
     spf_idx, spf_build, all_spf = None, None, []
     if args.spf > 0:
@@ -595,12 +606,13 @@ def main(argv: list[str] | None = None) -> int:
     retrieval = retrieve_all(cdd_idx, all_cdd)
     if spf_idx is not None:
         retrieval.update(retrieve_all(spf_idx, all_spf))
-    rows = sweep(all_cdd + all_spf, retrieval)
+    dev = [q for q in all_cdd if q.split == "dev"]
+    rows = sweep(dev, retrieval)  # the development half only: the held-out half is never tuned on
     calibrated, why = choose_threshold(rows)
-    threshold = args.threshold if args.threshold is not None else calibrated
+    threshold = args.threshold if args.threshold is not None else cdd_idx.settings.relevance_threshold
     cal_seconds = time.monotonic() - t_cal
-    print(f"\n## Relevance threshold sweep (best dense cosine < threshold = refused without the LLM; "
-          f"{len(all_cdd) + len(all_spf)} questions, {cal_seconds:.1f} s)\n")
+    print(f"\n## Relevance threshold sweep on the development half (best dense cosine < threshold = refused "
+          f"without the LLM; {len(dev)} questions, {cal_seconds:.1f} s)\n")
     print(sweep_table(rows, calibrated))
     print(f"\nCalibrated threshold: {calibrated:.3f} ({why}). Evaluation threshold: {threshold:.3f}.")
     by_lang = per_language(rows)
@@ -618,11 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwritten {path}")
         return 0
 
-    cdd_fr = [q for q in all_cdd if q.set == "cdd-fr"]
-    cdd_en = [q for q in all_cdd if q.set == "cdd-en"]
-    un_fr = [q for q in all_cdd if not q.answerable and q.lang == "fr"]
-    un_en = [q for q in all_cdd if not q.answerable and q.lang == "en"]
-    selected = (_pick(cdd_fr, cdd_en, args.cdd) + _pick(un_fr, un_en, args.unanswerable) + all_spf[: args.spf])
+    half = [q for q in all_cdd if args.split == "all" or q.split == args.split]
+    selected = half[: args.limit] + all_spf[: args.spf]
 
     from app.answer import AnswerPipeline
     from app.llm import GenerationCancelled, LocalModel
@@ -657,16 +666,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.regrade:
         previous = json.loads(args.regrade.read_text())
         by_id = {q.id: q for q in all_cdd + all_spf}
-        default_ids = {q.id for q in _pick(cdd_fr, cdd_en, 30) + _pick(un_fr, un_en, 20) + all_spf[:15]}
         regraded = regrade(previous, by_id, pipelines)
-        if args.only:
-            regraded = [r for r in regraded if (r["id"] in default_ids) == (args.only == "eval")]
         by_set = by_set_metrics(regraded)
-        out = args.output or output.with_name("answer_bench_regrade.json")
-        path = write_result("answer_bench", {**base, "mode": f"regrade of {args.regrade}", "only": args.only,
+        out = args.output or output.with_name(f"{args.regrade.stem}_regrade.json")
+        path = write_result("answer_bench", {**base, "mode": f"regrade of {args.regrade}",
                                              "judge_rules": JUDGE_RULES, "metrics": by_set,
                                              "metrics_all": metrics(regraded), "records": regraded}, out)
-        print(f"\n## Regraded drafts of {args.regrade} ({args.only or 'all'} questions)\n")
+        print(f"\n## Regraded drafts of {args.regrade}\n")
         print(results_table(by_set))
         stale = sum(bool(r.get("stale_language")) for r in regraded)
         print(f"\n{stale} records would now be asked in another language (kept as they were).\nwritten {path}")
@@ -675,7 +681,9 @@ def main(argv: list[str] | None = None) -> int:
     def summary(complete: bool) -> dict[str, Any]:
         by_set = by_set_metrics(records)
         model = model_box.get("model")
-        return {**base, "mode": "evaluate", "complete": complete, "threshold": threshold,
+        return {**base, "mode": "evaluate", "split": args.split, "seed": json.loads(CODES_QA.read_text())["seed"],
+                "complete": complete, "threshold": threshold,
+                "threshold_en": cdd_idx.settings.relevance_threshold_en,
                 "answer_sources": cdd_idx.settings.answer_sources,
                 "source_cosine_margin": cdd_idx.settings.source_cosine_margin,
                 "refusal_probability": cdd_idx.settings.refusal_probability,

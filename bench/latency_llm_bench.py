@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from answer_bench import DEFAULT_HOME, DEFAULT_LLM, cdd_questions, open_cdd
+from answer_bench import DEFAULT_HOME, DEFAULT_LLM, code_questions, open_cdd
 from common import add_common_args, markdown_table, public_settings, write_result
 
 FOLLOW_UPS = {"fr": "Quel article du code le prévoit ?", "en": "Which article of the code says so?"}
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from index.sparse import detect_language
 
     # Questions: answerable, above the threshold, whose follow-up keeps the same sources; French first, one English.
-    candidates = [q for q in cdd_questions() if q.answerable]
+    candidates = [q for q in code_questions("dev") if q.answerable]
     fr = [q for q in candidates if q.lang == "fr"]
     en = [q for q in candidates if q.lang == "en"]
     ordered = fr[: max(0, args.questions - 1)] + en + fr[max(0, args.questions - 1):]

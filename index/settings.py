@@ -90,6 +90,10 @@ class VigieSettings(BaseSettings):
     source_token_budget: int = Field(1400, ge=200)
     source_cosine_margin: float = Field(0.02, ge=0.0, description="Give the model only passages whose dense cosine "
                                         "is within this margin of the best one (fewer look-alike distractors).")
+    rerank_candidates: int = Field(30, ge=1, le=200, description="Hybrid hits reordered before the answer's "
+                                   "sources are chosen (index/rerank.py).")
+    rerank_lexical_weight: float = Field(0.05, ge=0.0, description="Weight of the question's distinctive stems "
+                                         "against the dense cosine when reordering (0: hybrid order kept).")
     # Refuse without calling the model when the best passage's dense cosine is below the threshold of the
     # question's language (cross-lingual questions score lower). Calibrated by bench/answer_bench.py.
     relevance_threshold: float = Field(0.85, description="French questions.")

@@ -62,6 +62,8 @@ class _DoubtfulModel(_Model):
 
 @dataclass
 class _RetrievingIndex(_Index):
+    sparse: SparseEncoder = field(default_factory=SparseEncoder)
+
     def retrieve(self, query, k, flt=None):
         return [_hit(1, 0.95)], 0.95
 

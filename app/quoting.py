@@ -1,0 +1,150 @@
+"""Which passage sentences replace an answer sentence that paraphrases its source: the quote.
+
+A small model's paraphrase of legal text changes numbers, conditions and who does what, so grounding replaces
+it by the passage's own sentences, in « quotes ». Which sentences: those holding the answer to the *question*
+together with the model's claim. The model often writes the right actor but not the asked detail ("Le Premier
+ministre [2]." for "Qui assure la direction militaire de la défense ?"), and the passage sentence holding most of
+the claim ("Le Premier ministre dirige l'action du Gouvernement…") is then not the one that answers ("… exerce la
+direction générale et la direction militaire de la défense").
+
+Rules, in order:
+* the first sentence (an enumeration item with its lead-in) holds most of the claim's stems and of the
+  question's stems together (shares added);
+* while the quote lacks stems of the claim that the question does not hold (what the sentence answers), the
+  sentence holding most of them joins; so does a sentence holding half of the question's stems by itself (the
+  answer to the question beside the model's claim: "L'exercice du droit de grève est incompatible avec l'état
+  militaire" for "Un militaire peut-il faire grève ?") while neither the quote nor the answer so far holds half
+  of them; at most `QUOTE_SPAN` sentences so chosen;
+* passage sentences quoted earlier in the answer are not quoted again;
+* an enumeration is quoted whole: a lead-in ("… :") comes with all its items, an item with its lead-in and the
+  other items, so no "[…]" ever drops an item the question may be about;
+* sentences keep the passage's order, non-adjacent ones joined by " […] ";
+* no quote (None) when it holds under `QUOTE_COVER` of the claim's stems: the sentence is then dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+QUOTE_COVER = 0.5  # a quote holds at least this share of the claim's stems
+QUOTE_SPAN = 3  # sentences chosen for their stems (an enumeration's lead-in and items come on top)
+ANSWERS_QUESTION = 0.5  # a sentence holding this share of the question's stems joins the quote
+_ITEM = re.compile(r"^\s*(?:\d+°|\d+\)|[a-z]\)|[IVX]+\.\s|[-–•*]\s)")
+
+Terms = Callable[[str], set[int]]  # the content stems of a text, in the passages' language
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The chosen passage sentences, joined, and their indices among the passage's sentences."""
+
+    text: str
+    indices: tuple[int, ...]
+
+
+def is_item(sentence: str) -> bool:
+    """An enumeration item: "1° …", "a) …", "- …", "II. …"."""
+    return _ITEM.match(sentence) is not None
+
+
+def _is_lead_in(sentence: str) -> bool:
+    return sentence.rstrip().endswith(":")
+
+
+def enumeration(sentences: list[str], i: int) -> range:
+    """The lead-in and items of the enumeration sentence i belongs to (just i when it belongs to none)."""
+    start = i
+    if is_item(sentences[i]):
+        while start > 0 and is_item(sentences[start - 1]):
+            start -= 1
+        if start > 0 and _is_lead_in(sentences[start - 1]):
+            start -= 1
+    elif not _is_lead_in(sentences[i]):
+        return range(i, i + 1)
+    end = start + 1
+    if _is_lead_in(sentences[start]) and end < len(sentences) and not is_item(sentences[end]):
+        end += 1  # a lead-in whose items are not numbered ("Secret : …"): what it introduces, at least
+    while end < len(sentences) and is_item(sentences[end]):
+        end += 1
+    return range(start, end)
+
+
+def _lead_in(sentences: list[str], i: int) -> int | None:
+    """The lead-in ("… :") of enumeration item i, if any."""
+    block = enumeration(sentences, i)
+    return block.start if block.start != i and _is_lead_in(sentences[block.start]) else None
+
+
+def _first(found_claim: list[set[int]], found_question: list[set[int]], claim: set[int], question: set[int],
+           sentences: list[str]) -> list[int]:
+    """The sentence (an item with its lead-in) holding most of the claim's and the question's stems together."""
+    def score(unit: list[int]) -> float:
+        held_claim = set().union(*(found_claim[i] for i in unit))
+        held_question = set().union(*(found_question[i] for i in unit))
+        return len(held_claim) / len(claim) + (len(held_question) / len(question) if question else 0.0)
+
+    units = []
+    for i in range(len(sentences)):
+        lead = _lead_in(sentences, i)
+        units.append([i] if lead is None else [lead, i])
+    ranked = [(score(u), -sum(len(sentences[i]) for i in u), -u[-1]) for u in units
+              if any(found_claim[i] or found_question[i] for i in u)]
+    if not ranked:
+        return []
+    last = -max(ranked)[2]
+    return units[last]
+
+
+def _grow(chosen: list[int], found_claim: list[set[int]], found_question: list[set[int]], focus: set[int],
+          question: set[int], answered: set[int]) -> None:
+    """Add the sentences holding what the quote lacks of the claim, or the answer to the question while neither
+    the quote nor the answer written so far holds half of the question's stems (at most QUOTE_SPAN in all)."""
+    held_claim = set().union(*(found_claim[i] for i in chosen))
+    held_question = answered | set().union(*(found_question[i] for i in chosen))
+    while len(chosen) < QUOTE_SPAN:
+        options = []
+        open_question = bool(question) and len(held_question & question) < ANSWERS_QUESTION * len(question)
+        for j in range(len(found_claim)):
+            if j in chosen:
+                continue
+            gain_claim = len((found_claim[j] & focus) - held_claim)
+            gain_question = len(found_question[j] - held_question)
+            answers = open_question and len(found_question[j]) >= ANSWERS_QUESTION * len(question)
+            if gain_claim or (answers and gain_question):
+                options.append((gain_claim, gain_question, -j))
+        if not options:
+            break
+        best = -max(options)[2]
+        chosen.append(best)
+        held_claim |= found_claim[best]
+        held_question |= found_question[best]
+
+
+def choose_quote(claim: set[int], question: set[int], passage_sentences: list[str], terms: Terms,
+                 answered: frozenset[int] = frozenset(), already: frozenset[int] = frozenset()) -> Quote | None:
+    """The quote for a sentence with content stems `claim`, asked with stems `question` (None: none holds it).
+
+    `answered`: question stems the answer already holds (sentences kept before this one); `already`: indices
+    of passage sentences quoted before, left out (a quote holding nothing new has no indices)."""
+    if not claim or not passage_sentences:
+        return None
+    sentences = passage_sentences
+    stems = [terms(s) for s in sentences]
+    found_claim = [claim & t for t in stems]
+    found_question = [question & t for t in stems]
+    chosen = _first(found_claim, found_question, claim, question - answered, sentences)
+    if not chosen:
+        return None
+    _grow(chosen, found_claim, found_question, (claim - question) or claim, question, set(answered))
+    if len(set().union(*(found_claim[i] for i in chosen))) / len(claim) < QUOTE_COVER:
+        return None
+    order = [i for i in sorted({j for i in chosen for j in enumeration(sentences, i)}) if i not in already]
+    if not order:
+        return Quote("", ())
+    parts = [sentences[order[0]]]
+    for before, i in itertools.pairwise(order):
+        parts.append(("" if i == before + 1 else "[…] ") + sentences[i])
+    return Quote(" ".join(parts), tuple(order))
