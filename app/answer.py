@@ -126,7 +126,8 @@ class _Retrieval:
     question: str
     language: str
     history: list[Turn]  # emptied when a follow-up's sources no longer cover it
-    hits: list[SearchHit]
+    hits: list[SearchHit]  # hybrid order
+    reranked: list[SearchHit]  # the same hits reordered for the question (index/rerank.py)
     relevance: float  # best dense cosine under the filter
     closest: list[str]  # document titles, for a refusal
     retrieved_s: float
@@ -190,15 +191,28 @@ class AnswerPipeline:
         return self._similarity(claims, passages)
 
     # ---- sources ------------------------------------------------------------------------------------------
-    def _fit(self, hits: list[SearchHit], model: LocalModel) -> list[SearchHit]:
-        """The best hits close enough to the best cosine whose text fits the token budget (at least one)."""
-        kept, used = [], 0
-        candidates = hits[: self.settings.answer_sources]
+    def _candidates(self, found: _Retrieval) -> list[SearchHit]:
+        """The hybrid order's first `answer_sources` hits close enough to the best cosine, plus the reranked
+        order's first `rerank_promote` hits they left out, in the reranked order: a look-alike the embedding put
+        first keeps its place, and the article holding the question's distinctive words joins it."""
+        kept = self._cosine_cut(found.hits[: self.settings.answer_sources])
+        ids = {h.chunk.chunk_id for h in kept}
+        kept += [h for h in found.reranked[: self.settings.rerank_promote] if h.chunk.chunk_id not in ids]
+        position = {h.chunk.chunk_id: i for i, h in enumerate(found.reranked)}
+        return sorted(kept, key=lambda h: position.get(h.chunk.chunk_id, len(position)))
+
+    def _cosine_cut(self, candidates: list[SearchHit]) -> list[SearchHit]:
+        """The candidates within `source_cosine_margin` of the best cosine among them (the first always stays,
+        and so does a hit found by BM25 alone)."""
         best = max((h.cosine for h in candidates if h.cosine is not None), default=None)
         margin = self.settings.source_cosine_margin
+        return [h for i, h in enumerate(candidates)
+                if i == 0 or best is None or h.cosine is None or h.cosine >= best - margin]
+
+    def _fit(self, candidates: list[SearchHit], model: LocalModel) -> list[SearchHit]:
+        """The candidates, in order, whose text fits the token budget (at least one)."""
+        kept, used = [], 0
         for hit in candidates:
-            if kept and best is not None and hit.cosine is not None and hit.cosine < best - margin:
-                continue  # a look-alike passage clearly less related to the question (BM25-only hits stay)
             cost = model.count_tokens(hit.chunk.text) + 40
             if kept and used + cost > self.settings.source_token_budget:
                 break
@@ -249,7 +263,7 @@ class AnswerPipeline:
             yield from self._refuse(found, "no relevant passage")
             return
         model = self._model_provider()
-        citations = [_citation(n, h) for n, h in enumerate(self._fit(found.hits, model), start=1)]
+        citations = [_citation(n, h) for n, h in enumerate(self._fit(self._candidates(found), model), start=1)]
         messages, prompt_ref = self._messages(found.language, citations, found.history, question, owner)
         yield SourcesShown(citations, prompt_ref)
         draft = _Draft(retrieved_s=found.retrieved_s)
@@ -282,14 +296,12 @@ class AnswerPipeline:
         anchor = history[0].question if history else question
         anchor_hits, _ = self.index.retrieve(anchor, k, flt) if history else ([], 0.0)
         hits, relevance = self.index.retrieve(f"{anchor} {question}" if history else question, k, flt)
-        weight = self.settings.rerank_lexical_weight
-        anchor_hits = rerank(anchor, anchor_hits, self.index.sparse, weight)
-        hits = rerank(f"{anchor} {question}" if history else question, hits, self.index.sparse, weight)
         if history and anchor_hits and hits and hits[0].chunk.chunk_id in {h.chunk.chunk_id for h in anchor_hits}:
-            hits = anchor_hits
+            hits, query = anchor_hits, anchor
         else:
-            history = []
-        return _Retrieval(question, detect_language(question), history, hits, relevance,
+            history, query = [], (f"{anchor} {question}" if history else question)
+        reranked = rerank(query, hits, self.index.sparse, self.settings.rerank_lexical_weight)
+        return _Retrieval(question, detect_language(question), history, hits, reranked, relevance,
                           list(dict.fromkeys(h.chunk.doc_title for h in hits))[:CLOSEST_DOCUMENTS],
                           time.monotonic() - t0)
 

@@ -8,13 +8,15 @@ the claim ("Le Premier ministre dirige l'action du Gouvernement…") is then not
 direction générale et la direction militaire de la défense").
 
 Rules, in order:
+* question stems are weighted by how few of the passage's sentences hold them (IDF over the passage): "chien"
+  in one sentence tells more than "militaire" in all;
 * the first sentence (an enumeration item with its lead-in) holds most of the claim's stems and of the
-  question's stems together (shares added);
+  question's weighted stems together (shares added);
 * while the quote lacks stems of the claim that the question does not hold (what the sentence answers), the
-  sentence holding most of them joins; so does a sentence holding half of the question's stems by itself (the
-  answer to the question beside the model's claim: "L'exercice du droit de grève est incompatible avec l'état
-  militaire" for "Un militaire peut-il faire grève ?") while neither the quote nor the answer so far holds half
-  of them; at most `QUOTE_SPAN` sentences so chosen;
+  sentence holding most of them joins; so does the sentence holding most of the question (two stems at least)
+  while the quote and the answer so far hold less of it than the passage's best sentence does (the answer beside
+  the model's claim: "L'exercice du droit de grève est incompatible avec l'état militaire" for "Un militaire
+  peut-il faire grève ?"); at most `QUOTE_SPAN` sentences so chosen;
 * passage sentences quoted earlier in the answer are not quoted again;
 * an enumeration is quoted whole: a lead-in ("… :") comes with all its items, an item with its lead-in and the
   other items, so no "[…]" ever drops an item the question may be about;
@@ -25,13 +27,14 @@ Rules, in order:
 from __future__ import annotations
 
 import itertools
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 QUOTE_COVER = 0.5  # a quote holds at least this share of the claim's stems
 QUOTE_SPAN = 3  # sentences chosen for their stems (an enumeration's lead-in and items come on top)
-ANSWERS_QUESTION = 0.5  # a sentence holding this share of the question's stems joins the quote
 _ITEM = re.compile(r"^\s*(?:\d+°|\d+\)|[a-z]\)|[IVX]+\.\s|[-–•*]\s)")
 
 Terms = Callable[[str], set[int]]  # the content stems of a text, in the passages' language
@@ -78,13 +81,22 @@ def _lead_in(sentences: list[str], i: int) -> int | None:
     return block.start if block.start != i and _is_lead_in(sentences[block.start]) else None
 
 
-def _first(found_claim: list[set[int]], found_question: list[set[int]], claim: set[int], question: set[int],
+def _weights(found_question: list[set[int]]) -> dict[int, float]:
+    """Question stems weighted by how few of the passage's sentences hold them (the distinctive ones count most)."""
+    n = len(found_question)
+    df = Counter(t for f in found_question for t in f)
+    return {t: math.log(1 + n / c) for t, c in df.items()}
+
+
+def _first(found_claim: list[set[int]], found_question: list[set[int]], claim: set[int], weight: dict[int, float],
            sentences: list[str]) -> list[int]:
     """The sentence (an item with its lead-in) holding most of the claim's and the question's stems together."""
+    total = sum(weight.values())
+
     def score(unit: list[int]) -> float:
         held_claim = set().union(*(found_claim[i] for i in unit))
         held_question = set().union(*(found_question[i] for i in unit))
-        return len(held_claim) / len(claim) + (len(held_question) / len(question) if question else 0.0)
+        return len(held_claim) / len(claim) + (sum(weight.get(t, 0.0) for t in held_question) / total if total else 0.0)
 
     units = []
     for i in range(len(sentences)):
@@ -99,28 +111,29 @@ def _first(found_claim: list[set[int]], found_question: list[set[int]], claim: s
 
 
 def _grow(chosen: list[int], found_claim: list[set[int]], found_question: list[set[int]], focus: set[int],
-          question: set[int], answered: set[int]) -> None:
-    """Add the sentences holding what the quote lacks of the claim, or the answer to the question while neither
-    the quote nor the answer written so far holds half of the question's stems (at most QUOTE_SPAN in all)."""
+          weight: dict[int, float], answered: set[int]) -> None:
+    """Add the sentences holding what the quote lacks of the claim, or the passage's answer to the question while
+    the quote and the answer written so far hold less of the question than its best sentence (QUOTE_SPAN in all)."""
     held_claim = set().union(*(found_claim[i] for i in chosen))
     held_question = answered | set().union(*(found_question[i] for i in chosen))
+    best = max((sum(weight[t] for t in f) for f in found_question), default=0.0)
     while len(chosen) < QUOTE_SPAN:
         options = []
-        open_question = bool(question) and len(held_question & question) < ANSWERS_QUESTION * len(question)
+        open_question = sum(weight.get(t, 0.0) for t in held_question) < best
         for j in range(len(found_claim)):
             if j in chosen:
                 continue
             gain_claim = len((found_claim[j] & focus) - held_claim)
-            gain_question = len(found_question[j] - held_question)
-            answers = open_question and len(found_question[j]) >= ANSWERS_QUESTION * len(question)
-            if gain_claim or (answers and gain_question):
+            gain_question = sum(weight[t] for t in found_question[j] - held_question)
+            answers = open_question and len(found_question[j]) >= 2 and gain_question > 0
+            if gain_claim or answers:
                 options.append((gain_claim, gain_question, -j))
         if not options:
             break
-        best = -max(options)[2]
-        chosen.append(best)
-        held_claim |= found_claim[best]
-        held_question |= found_question[best]
+        pick = -max(options)[2]
+        chosen.append(pick)
+        held_claim |= found_claim[pick]
+        held_question |= found_question[pick]
 
 
 def choose_quote(claim: set[int], question: set[int], passage_sentences: list[str], terms: Terms,
@@ -135,10 +148,12 @@ def choose_quote(claim: set[int], question: set[int], passage_sentences: list[st
     stems = [terms(s) for s in sentences]
     found_claim = [claim & t for t in stems]
     found_question = [question & t for t in stems]
-    chosen = _first(found_claim, found_question, claim, question - answered, sentences)
+    weight = _weights(found_question)
+    open_weight = {t: w for t, w in weight.items() if t not in answered}
+    chosen = _first(found_claim, found_question, claim, open_weight, sentences)
     if not chosen:
         return None
-    _grow(chosen, found_claim, found_question, (claim - question) or claim, question, set(answered))
+    _grow(chosen, found_claim, found_question, (claim - question) or claim, weight, set(answered))
     if len(set().union(*(found_claim[i] for i in chosen))) / len(claim) < QUOTE_COVER:
         return None
     order = [i for i in sorted({j for i in chosen for j in enumeration(sentences, i)}) if i not in already]

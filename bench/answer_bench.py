@@ -62,7 +62,8 @@ JUDGE_RULES = {
                     "gold articles / pages and key facts of the QA files, with plain accent- and case-insensitive "
                     "string matching.",
     "normalisation": "NFKD accent folding, lower case, oe/ae ligatures, typographic apostrophes, digit groups "
-                     "('37 500' = '37500'), whitespace collapsed; a fact matches on word boundaries.",
+                     "('37 500' = '37500' = '37,500' as English writes it), whitespace collapsed; a fact matches on "
+                     "word boundaries.",
     "retrieval_hit": "codes: a gold article is the last element of a hit's section path ('Article L1111-1', spacing "
                      "and dots tolerated: 'Article L. 1111-1') in one of the question's gold files (the two codes "
                      "number their articles alike); spf: the hit comes from the gold page. hit@4 / hit@8 "
@@ -110,7 +111,7 @@ def norm(text: str) -> str:
     text = unicodedata.normalize("NFKD", text or "")
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     text = text.replace("œ", "oe").replace("æ", "ae").replace("’", "'").replace("`", "'").replace("‘", "'")
-    text = re.sub(r"(?<=\d)[ .](?=\d{3}\b)", "", text)
+    text = re.sub(r"(?<=\d)[ .,\u00a0\u202f](?=\d{3}\b)", "", text)  # 37 500, 37.500, 18,000 (English)
     return re.sub(r"\s+", " ", text).strip()
 
 

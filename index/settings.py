@@ -94,6 +94,8 @@ class VigieSettings(BaseSettings):
                                    "sources are chosen (index/rerank.py).")
     rerank_lexical_weight: float = Field(0.05, ge=0.0, description="Weight of the question's distinctive stems "
                                          "against the dense cosine when reordering (0: hybrid order kept).")
+    rerank_promote: int = Field(2, ge=0, le=10, description="First reranked hits added to the answer's sources "
+                                "when the hybrid order left them out.")
     # Refuse without calling the model when the best passage's dense cosine is below the threshold of the
     # question's language (cross-lingual questions score lower). Calibrated by bench/answer_bench.py.
     relevance_threshold: float = Field(0.85, description="French questions.")

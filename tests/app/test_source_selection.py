@@ -30,15 +30,42 @@ def _hit(rank: int, cosine: float | None) -> SearchHit:
 
 
 def test_hits_far_below_the_best_cosine_are_left_out(tmp_path) -> None:
-    settings = VigieSettings(home=tmp_path, answer_sources=4, source_cosine_margin=0.02)
+    settings = VigieSettings(home=tmp_path, answer_sources=4, source_cosine_margin=0.02, rerank_promote=0)
     pipeline = AnswerPipeline(_Index(settings), lambda: None)
     hits = [_hit(1, 0.86), _hit(2, 0.90), _hit(3, 0.87), _hit(4, None), _hit(5, 0.99)]
-    kept = pipeline._fit(hits, _Model())
+    found = _found(hits, hits)
+    kept = pipeline._fit(pipeline._candidates(found), _Model())
     # best among the 4 candidates: 0.90 (rank 5 is not a candidate); rank 3 is cut, the first hit always
     # stays, and a BM25-only hit (no cosine) stays
     assert [h.rank for h in kept] == [1, 2, 4]
     wide = AnswerPipeline(_Index(settings.model_copy(update={"source_cosine_margin": 1.0})), lambda: None)
-    assert [h.rank for h in wide._fit(hits, _Model())] == [1, 2, 3, 4]
+    assert [h.rank for h in wide._fit(wide._candidates(found), _Model())] == [1, 2, 3, 4]
+
+
+def test_the_reranked_first_hits_join_the_hybrid_ones_in_the_reranked_order(tmp_path) -> None:
+    settings = VigieSettings(home=tmp_path, answer_sources=3, source_cosine_margin=1.0, rerank_promote=2)
+    pipeline = AnswerPipeline(_Index(settings), lambda: None)
+    hybrid = [_hit(i, 0.9) for i in range(1, 9)]
+    reranked = [hybrid[6], hybrid[1], hybrid[0], hybrid[2], *hybrid[3:6], hybrid[7]]  # rank 7 holds the words
+    chosen = pipeline._candidates(_found(hybrid, reranked))
+    assert [h.rank for h in chosen] == [7, 2, 1, 3]  # the hybrid three kept, the reranker's first added
+    none = AnswerPipeline(_Index(settings.model_copy(update={"rerank_promote": 0})), lambda: None)
+    assert [h.rank for h in none._candidates(_found(hybrid, reranked))] == [2, 1, 3]
+
+
+def test_the_token_budget_keeps_the_first_candidates(tmp_path) -> None:
+    settings = VigieSettings(home=tmp_path, source_token_budget=200)
+    pipeline = AnswerPipeline(_Index(settings), lambda: None)
+    hits = [_hit(i, 0.9) for i in range(1, 4)]
+    for h in hits:
+        h.chunk.text = " ".join(["mot"] * 100)  # 140 tokens with the label: one fits
+    assert [h.rank for h in pipeline._fit(hits, _Model())] == [1]
+
+
+def _found(hits, reranked):
+    from app.answer import _Retrieval
+
+    return _Retrieval("q", "fr", [], hits, reranked, 0.9, [], 0.0)
 
 
 class _DoubtfulModel(_Model):

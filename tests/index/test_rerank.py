@@ -53,7 +53,11 @@ def test_the_right_article_comes_first_where_hybrid_retrieval_put_a_look_alike(c
 def test_the_answer_pipeline_gives_the_model_the_reranked_article(code_index) -> None:
     pipeline = AnswerPipeline(code_index, lambda: None)
     found = pipeline._retrieve(QUESTIONS[0], [], SearchFilter())
-    assert _article(found.hits[0]) == "Article L112-31"
+    assert _article(found.reranked[0]) == "Article L112-31"
+    sources = pipeline._candidates(found)
+    assert _article(sources[0]) == "Article L112-31"  # first among the sources the model sees
+    hybrid_first = found.hits[0].chunk.chunk_id
+    assert hybrid_first in {h.chunk.chunk_id for h in sources}  # the hybrid order's first one stays
     _, relevance = code_index.retrieve(QUESTIONS[0], 8)
     assert found.relevance == relevance  # the refusal decision still reads the best dense cosine
 
