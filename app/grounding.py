@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.citations import MARKER
-from app.quoting import Quote, choose_quote
+from app.quoting import Quote, answering_quote, choose_quote
 from index.sparse import SparseEncoder, detect_language
 
 # A sentence ends at . ! ? followed by a capital, but not after an initial ("L. 1111-1", "M. Dupont") or "art."
@@ -39,6 +39,7 @@ SEMANTIC_REATTRIBUTE = 0.85  # cite the best passage for an uncited sentence at 
 MAX_CITATIONS = 2  # per sentence: the strongest supported ones
 QUOTE_KEEP = 0.8  # quoting: a sentence copied from its passage (this share of its word trigrams, both ways with the
 # passage sentences it comes from) is kept as written, else replaced by a quote (app/quoting.py)
+EXTRACT_SHARE = 0.7  # nothing held: quote the cited passage's sentence holding this weighted share of the question
 ECHO_SHARE = 0.9  # a sentence whose stems are this much the question's, with no yes/no, only restates it
 REPEAT_OVERLAP = 0.8  # stem overlap (Jaccard) with an earlier kept sentence that makes a sentence a repeat
 _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
@@ -55,6 +56,7 @@ class GroundedText:
     dropped_sentences: int = 0
     reattributed: int = 0
     quoted: int = 0  # sentences replaced by the passage sentence they paraphrase
+    extracted: bool = False  # no sentence held: the answer is the cited passage's sentence answering the question
 
 
 def _words(text: str) -> list[str]:
@@ -308,4 +310,18 @@ def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, languag
             if (line := _ground_sentence(sentence, claim, cosines[i] if cosines else None, evidence, kept_terms,
                                          result)) is not None]
     result.text = " ".join(kept)
+    if not result.text and evidence.quote_from and evidence.question_terms and not cosines:
+        _extract(sentences, evidence, result)
     return result
+
+
+def _extract(sentences: list[str], evidence: _Evidence, result: GroundedText) -> None:
+    """Every sentence failed; when a passage the draft cites answers the question, its words are the answer."""
+    cited = list(dict.fromkeys(n for s in sentences for n in _cited(s) if n in evidence.sources))
+    for n in cited:
+        passage = split_sentences(evidence.quote_from.get(n, "") if evidence.quote_from else "", keep_quotes=False)
+        quote = answering_quote(evidence.question_terms, passage, evidence.stems, EXTRACT_SHARE)
+        if quote is not None:
+            result.text = f"« {quote.text.rstrip(' .;:')} » [{n}]."
+            result.cited, result.quoted, result.extracted = [n], 1, True
+            return

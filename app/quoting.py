@@ -163,3 +163,32 @@ def choose_quote(claim: set[int], question: set[int], passage_sentences: list[st
     for before, i in itertools.pairwise(order):
         parts.append(("" if i == before + 1 else "[…] ") + sentences[i])
     return Quote(" ".join(parts), tuple(order))
+
+
+def answering_quote(question: set[int], passage_sentences: list[str], terms: Terms, share: float) -> Quote | None:
+    """The passage's sentence (an item with its lead-in, an enumeration whole) holding at least `share` of the
+    question's stems, weighted by their rarity in the passage, and two of them at least; None when none does.
+
+    For a draft whose every sentence failed the checks although it cites a passage that answers the question
+    (a wrong number, the question restated): the passage's own words, not the model's."""
+    if not question or not passage_sentences:
+        return None
+    stems = [terms(s) for s in passage_sentences]
+    found = [question & t for t in stems]
+    weight = _weights(found)
+    total = sum(weight.get(t, math.log(1 + len(found))) for t in question)  # a stem no sentence holds counts fully
+    best: tuple[float, int, list[int]] | None = None
+    for i in range(len(passage_sentences)):
+        lead = _lead_in(passage_sentences, i)
+        unit = [i] if lead is None else [lead, i]
+        held = set().union(*(found[j] for j in unit))
+        score = sum(weight[t] for t in held) / total if total else 0.0
+        if len(held) >= 2 and (best is None or score > best[0]):
+            best = (score, i, unit)
+    if best is None or best[0] < share:
+        return None
+    order = sorted({j for i in best[2] for j in enumeration(passage_sentences, i)})
+    parts = [passage_sentences[order[0]]]
+    for before, i in itertools.pairwise(order):
+        parts.append(("" if i == before + 1 else "[…] ") + passage_sentences[i])
+    return Quote(" ".join(parts), tuple(order))

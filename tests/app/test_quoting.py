@@ -119,3 +119,37 @@ def test_no_quote_when_the_passage_holds_too_little_of_the_claim() -> None:
     claim = ENCODER.terms("Le chef d'état-major des armées commande les opérations navales", "fr")
     question = ENCODER.terms("Qui commande les opérations ?", "fr")
     assert choose_quote(claim, question, sentences, lambda s: ENCODER.terms(s, "fr")) is None
+
+
+# Article D4221-8 (partie réglementaire, partie 4, livre II), one chunk of the bench index, as in the corpus
+D4221_8 = (
+    "Sur autorisation préalable du ministre de la défense, ou pour les réservistes de la gendarmerie nationale, "
+    "selon qu'ils se voient confier des missions militaires ou de sécurité intérieure, du ministre de la défense ou "
+    "du ministre de l'intérieur, et après accord du réserviste, la durée des activités dans la réserve "
+    "opérationnelle peut être portée par année civile à deux cent dix jours lorsque l'emploi tenu par le "
+    "réserviste présente un intérêt de portée nationale ou internationale."
+)
+
+
+def test_a_draft_with_a_wrong_number_gives_way_to_the_sentence_of_its_source_that_answers() -> None:
+    # "60" is in no source: the sentence is dropped; the passage it cites answers the question.
+    question = ("Jusqu'à combien de jours par an un réserviste opérationnel peut-il servir lorsque son emploi "
+                "présente un intérêt de portée nationale ou internationale ?")
+    g = _ground("Le réserviste peut servir jusqu'à 60 jours par an [1].", D4221_8, question)
+    assert g.extracted and g.cited == [1]
+    assert g.text == f"« {D4221_8[:-1]} » [1]."
+
+
+def test_no_extract_when_the_cited_passage_does_not_answer_the_question() -> None:
+    question = "Quel est le budget annuel de la réserve opérationnelle en 2024 ?"
+    g = _ground("Le budget est de soixante millions [1].", D4221_8, question)
+    assert not g.extracted and g.text == ""
+
+
+def test_no_extract_from_a_passage_the_draft_did_not_cite() -> None:
+    question = ("Jusqu'à combien de jours par an un réserviste opérationnel peut-il servir lorsque son emploi "
+                "présente un intérêt de portée nationale ou internationale ?")
+    sources = {1: "Le greffier tient les registres du tribunal.", 2: D4221_8}
+    g = ground("Le réserviste peut servir jusqu'à 60 jours par an [1].", sources, ENCODER, "fr",
+               question=question, quote_from=sources)
+    assert not g.extracted and g.text == ""
