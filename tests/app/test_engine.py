@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import httpx
@@ -112,7 +113,9 @@ def test_english_question_over_french_sources_is_answered_in_english_and_cited(e
     # The sources are French articles: citations are checked by sentence-level multilingual similarity.
     _, answer = _ask(engine, "Who chairs the defence and national security council?")
     assert not answer["refused"], answer
-    assert answer["language"] == "en" and "President" in answer["answer"]
+    # the office's name may stay French inside the English answer ("The Président de la République chairs …")
+    folded = unicodedata.normalize("NFKD", answer["answer"]).encode("ascii", "ignore").decode()
+    assert answer["language"] == "en" and "President" in folded and " chairs " in f" {folded} "
     assert answer["citations"] and all(c["document"].startswith("Code de la défense") for c in answer["citations"])
     assert any("L1121-1" in c["section"] for c in answer["citations"]), answer["citations"]
 
