@@ -37,7 +37,11 @@ def check_engine_address(settings: VigieSettings) -> None:
 
 
 def engine_is_up(url: str) -> bool:
-    """Whether an engine answers `/health` at `url` (a loopback address: see `check_engine_address`)."""
+    """Whether an engine answers `/health` at `url`; a non-loopback address is never contacted (False)."""
+    from app.engine_client import is_loopback_host
+
+    if not is_loopback_host(httpx.URL(url).host):
+        return False
     try:
         return httpx.get(f"{url}/health", timeout=2.0, trust_env=False).status_code == 200
     except httpx.HTTPError:

@@ -136,6 +136,14 @@ def _grow(chosen: list[int], found_claim: list[set[int]], found_question: list[s
         held_question |= found_question[pick]
 
 
+def _joined(sentences: list[str], order: list[int]) -> Quote:
+    """The sentences at `order` (sorted) in the passage's order, non-adjacent ones joined by " […] "."""
+    parts = [sentences[order[0]]]
+    for before, i in itertools.pairwise(order):
+        parts.append(("" if i == before + 1 else "[…] ") + sentences[i])
+    return Quote(" ".join(parts), tuple(order))
+
+
 def choose_quote(claim: set[int], question: set[int], passage_sentences: list[str], terms: Terms,
                  answered: frozenset[int] = frozenset(), already: frozenset[int] = frozenset()) -> Quote | None:
     """The quote for a sentence with content stems `claim`, asked with stems `question` (None: none holds it).
@@ -159,10 +167,7 @@ def choose_quote(claim: set[int], question: set[int], passage_sentences: list[st
     order = [i for i in sorted({j for i in chosen for j in enumeration(sentences, i)}) if i not in already]
     if not order:
         return Quote("", ())
-    parts = [sentences[order[0]]]
-    for before, i in itertools.pairwise(order):
-        parts.append(("" if i == before + 1 else "[…] ") + sentences[i])
-    return Quote(" ".join(parts), tuple(order))
+    return _joined(sentences, order)
 
 
 def answering_quote(question: set[int], passage_sentences: list[str], terms: Terms, share: float) -> Quote | None:
@@ -188,7 +193,4 @@ def answering_quote(question: set[int], passage_sentences: list[str], terms: Ter
     if best is None or best[0] < share:
         return None
     order = sorted({j for i in best[2] for j in enumeration(passage_sentences, i)})
-    parts = [passage_sentences[order[0]]]
-    for before, i in itertools.pairwise(order):
-        parts.append(("" if i == before + 1 else "[…] ") + passage_sentences[i])
-    return Quote(" ".join(parts), tuple(order))
+    return _joined(passage_sentences, order)

@@ -100,3 +100,16 @@ def test_chat_refuses_an_engine_address_off_this_machine(tmp_path: Path) -> None
     """`vigie chat` never contacts nor starts an engine on another host (the guard would also fail it)."""
     result = vigie(tmp_path, "chat", "--port", "8599", VIGIE_ENGINE_HOST="10.1.2.3")
     assert result.returncode == 3 and "'10.1.2.3' is not loopback" in result.stderr
+
+
+def test_the_health_probe_never_contacts_an_address_off_this_machine(monkeypatch) -> None:
+    import httpx
+
+    from app.chat_launcher import engine_is_up
+
+    def fail(*args, **kwargs):
+        raise AssertionError("contacted")
+
+    monkeypatch.setattr(httpx, "get", fail)
+    assert engine_is_up("http://10.1.2.3:8765") is False
+    assert engine_is_up("http://example.org:8765") is False
