@@ -185,9 +185,10 @@ class AnswerPipeline:
             return self._drafts.get((owner, shown.strip(), tuple(c.chunk_id for c in citations)), shown)
 
     def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
-        """Cross-language support for grounding (the embedder loads on first use)."""
+        """Cross-language support for grounding, scored by the reference embedder its thresholds were calibrated
+        on (it loads on first use)."""
         if self._similarity is None:
-            self._similarity = SentenceSimilarity(self.index.embedder)
+            self._similarity = SentenceSimilarity(self.index.reference_embedder)
         return self._similarity(claims, passages)
 
     # ---- sources ------------------------------------------------------------------------------------------

@@ -91,6 +91,8 @@ def ingest(
 ) -> None:
     """Parse, chunk, embed and index documents; unchanged files are skipped.
 
+    PDF, DOCX, PPTX, XLSX, HTML, Markdown, TXT, EML; scanned PDF pages and PNG, JPEG, TIFF images by OCR.
+
     Labels: these flags, refined by a `.vigie.toml` in a folder (files below it) or a sidecar `FILE.vigie.toml`.
     """
     from ingest.pipeline import run_ingest
@@ -182,8 +184,12 @@ def _print_report(r: dict) -> None:
     out.print(f"{r['files']} files: {r['indexed']} indexed, {r['unchanged']} unchanged, {r['removed']} removed, "
               f"{len(r['failed'])} failed; {r['chunks_added']} chunks added, {r['chunks_deleted']} deleted "
               f"in {r['seconds']:.1f} s")
+    if r.get("ocr_pages"):
+        out.print(f"{r['ocr_pages']} scanned page(s) read by OCR")
     if r["recovered"]:
         out.print(f"[yellow]{r['recovered']} interrupted update(s) from a previous run were repaired[/yellow]")
+    for warning in r.get("warnings") or []:
+        out.print(f"[yellow]warning[/yellow] {warning['path']}: {warning['warning']}", highlight=False)
     for failure in r["failed"]:
         out.print(f"[red]failed[/red] {failure['path']}: {failure['reason']}")
 

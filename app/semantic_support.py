@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.embedding import Embedder
+from index.embedding import TextEmbedder
 
 _PASSAGE_SENTENCE = re.compile(r"(?<=[.;:!?])\s+|\n+")
 _MIN_CHARS = 15  # shorter pieces ("1° ;", "Article 3 :") carry no claim
@@ -23,7 +23,7 @@ _CACHE_SIZE = 256  # passages whose sentence vectors are kept (follow-ups reuse 
 class SentenceSimilarity:
     """Callable for `app.grounding.ground`: best claim-to-passage-sentence cosine, claims x passages."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: TextEmbedder) -> None:
         self.embedder = embedder
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()  # the engine answers from several threads

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from index import level_scale
 from index.catalog import Catalog, DocumentRecord
-from index.embedding import Embedder
+from index.embedding import TextEmbedder, load_embedder
 from index.models import AccessLabel, Chunk, SearchFilter, SearchHit, classification_rank
 from index.settings import VigieSettings
 from index.sparse import SparseEncoder
@@ -67,12 +67,13 @@ class DocumentIndex:
     """Owns the store, the catalog, the embedder and the sparse encoder for one process."""
 
     def __init__(self, settings: VigieSettings, store: VectorStore | None = None,
-                 embedder: Embedder | None = None, catalog: Catalog | None = None) -> None:
+                 embedder: TextEmbedder | None = None, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog(settings.catalog_path)
         self._check_levels()
         self.store = store or open_store(settings)
         self._embedder = embedder
+        self._reference_embedder: TextEmbedder | None = None
         self.sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
         # Serializes store access when one engine process ingests while it answers (searches stay short).
         self._lock = threading.RLock()
@@ -89,12 +90,21 @@ class DocumentIndex:
             raise level_scale.LevelsChanged(stored, configured, str(self.settings.resolved_index_path))
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> TextEmbedder:
         if self._embedder is None:
-            self._embedder = Embedder(self.settings.resolved_embedding_model, threads=self.settings.threads,
-                                      batch_size=self.settings.embedding_batch_size,
-                                      max_seq_length=self.settings.embedding_max_seq_length)
+            self._embedder = load_embedder(self.settings)
         return self._embedder
+
+    @property
+    def reference_embedder(self) -> TextEmbedder:
+        """The embedding folder run by sentence-transformers itself: the answer's cross-language support checks
+        use it because their thresholds were calibrated on its scores (the int8 export moves a cosine by up to
+        ~0.01, enough to flip a decision at a threshold). The same object when the index embeds with torch."""
+        if self.embedder.backend == "torch":
+            return self.embedder
+        if self._reference_embedder is None:
+            self._reference_embedder = load_embedder(self.settings.model_copy(update={"embedding_backend": "torch"}))
+        return self._reference_embedder
 
     # ---- writes -------------------------------------------------------------------------------------------
     def recover(self) -> list[str]:

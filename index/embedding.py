@@ -6,8 +6,12 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from index.settings import VigieSettings
 
 log = logging.getLogger(__name__)
 
@@ -16,11 +20,33 @@ class EmbeddingModelMissing(RuntimeError):
     """The configured embedding folder does not exist or is not a sentence-transformers model."""
 
 
+class EmbeddingDeviceUnavailable(RuntimeError):
+    """The requested device cannot run the embedding model here."""
+
+
+class TextEmbedder(Protocol):
+    """What the index and the answer layer need from an embedding model, whatever runs it."""
+
+    model_dir: Path
+    dimension: int
+    name: str
+    backend: str
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
 class Embedder:
-    """Wraps a sentence-transformers model; applies the model's own query/passage prompts when it has them."""
+    """The reference backend: a sentence-transformers model run by torch, with the model's own query/passage
+    prompts when it has them."""
+
+    backend = "torch"
 
     def __init__(self, model_dir: Path, threads: int | None = None, batch_size: int = 32,
-                 max_seq_length: int | None = None) -> None:
+                 max_seq_length: int | None = None, device: str = "cpu") -> None:
         if not (model_dir / "modules.json").is_file():
             raise EmbeddingModelMissing(
                 f"embedding model not found at {model_dir} (no modules.json): run the installer "
@@ -33,12 +59,14 @@ class Embedder:
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
 
+        if device == "cuda" and not torch.cuda.is_available():
+            raise EmbeddingDeviceUnavailable("VIGIE_EMBEDDING_DEVICE=cuda but this torch build sees no CUDA device")
         if threads:
             torch.set_num_threads(threads)
         self.model_dir = model_dir
         self._lock = threading.Lock()  # a fast tokenizer shared by threads fails with "Already borrowed"
         self.batch_size = batch_size
-        self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+        self._model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
         if max_seq_length:
             self._model.max_seq_length = min(max_seq_length, self._model.max_seq_length or max_seq_length)
         prompts = getattr(self._model, "prompts", {}) or {}
@@ -73,3 +101,27 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector for one search query."""
         return self._encode([text], self._query_prompt)[0]
+
+
+def load_embedder(settings: VigieSettings) -> TextEmbedder:
+    """The configured backend for the configured folder: `onnx` (the verified int8 export), `torch`, or `auto`
+    (the export when the folder has one, else torch)."""
+    from index import onnx_embedding
+
+    model_dir = settings.resolved_embedding_model
+    if not (model_dir / "modules.json").is_file():
+        raise EmbeddingModelMissing(
+            f"embedding model not found at {model_dir} (no modules.json): run the installer "
+            "(scripts/install.sh) or set VIGIE_EMBEDDING_MODEL to a sentence-transformers folder"
+        )
+    backend = settings.embedding_backend
+    if backend == "auto":
+        backend = "onnx" if onnx_embedding.has_export(model_dir) else "torch"
+        if backend == "torch":
+            log.info("no ONNX export in %s: embedding with torch (scripts/export_onnx_embedding.py makes one)",
+                     model_dir)
+    options = {"threads": settings.threads, "batch_size": settings.embedding_batch_size,
+               "max_seq_length": settings.embedding_max_seq_length, "device": settings.embedding_device}
+    if backend == "onnx":
+        return onnx_embedding.OnnxEmbedder(model_dir, **options)
+    return Embedder(model_dir, **options)

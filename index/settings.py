@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -56,6 +56,10 @@ class VigieSettings(BaseSettings):
 
     # Embeddings: a sentence-transformers folder on disk; never a hub name.
     embedding_model: Path | None = Field(None, description="sentence-transformers folder (default: HOME/models/...).")
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="onnx: the int8 ONNX Runtime export checked against the folder (made at install); "
+        "torch: the folder itself through sentence-transformers; auto: onnx when the folder has an export.")
+    embedding_device: Literal["cpu", "cuda"] = Field("cpu", description="Where embeddings run (cuda: a GPU server).")
     embedding_batch_size: int = 32
     embedding_max_seq_length: int = 512
 

@@ -19,7 +19,15 @@ FORMATS: dict[str, str] = {
     ".markdown": "md",
     ".txt": "txt",
     ".eml": "eml",
+    ".png": "png",  # images are read by OCR (ingest.ocr)
+    ".jpg": "jpg",
+    ".jpeg": "jpg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
 }
+IMAGE_FORMATS = frozenset({"png", "jpg", "tiff"})
+_IMAGE_MAGIC = {"png": (b"\x89PNG\r\n\x1a\n",), "jpg": (b"\xff\xd8\xff",),
+                "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")}
 LABEL_SUFFIX = ".vigie.toml"  # access labels beside the documents (ingest.labels), never ingested themselves
 _ZIP_FORMATS = {"docx": "word/", "pptx": "ppt/", "xlsx": "xl/"}
 
@@ -40,6 +48,9 @@ def detect_format(path: Path) -> str:
         raise UnsupportedFile("empty file")
     if fmt == "pdf" and b"%PDF-" not in head:
         raise UnsupportedFile("not a PDF: the file does not start with a %PDF header (mislabeled?)")
+    if fmt in IMAGE_FORMATS and not head.startswith(_IMAGE_MAGIC[fmt]):
+        raise UnsupportedFile(f"not a {fmt.upper()} image: its first bytes are not a {fmt.upper()} signature "
+                              "(mislabeled?)")
     if fmt in _ZIP_FORMATS:
         if head.startswith(b"\xd0\xcf\x11\xe0"):
             raise UnsupportedFile(f"password-protected or legacy binary Office file, not a .{fmt} package")

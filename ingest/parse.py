@@ -2,20 +2,35 @@
 
 Each element keeps what chunking needs: its kind (title or text), heading depth, page and sheet name.
 Zero elements is a failure with a reason, never an empty success.
+
+Scanned pages are read by OCR (`ingest.ocr`), page by page: a PDF page from which the text layer gave fewer
+than `MIN_PAGE_CHARS` characters, and that has something drawn on it, is rendered and OCR'd, so a PDF mixing
+text and scanned pages keeps both, each with its page number. PNG, JPEG and TIFF files (one page per TIFF
+frame) are OCR'd whole. Without tesseract, a mixed PDF keeps its text pages with a warning naming the skipped
+ones, and a document that only OCR could read fails with a reason that says how to install it.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import struct
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.files import UnsupportedFile, decode_text
+from ingest.files import IMAGE_FORMATS, UnsupportedFile, decode_text
 
 log = logging.getLogger(__name__)
 _SKIPPED_CATEGORIES = {"PageBreak", "Header", "Footer", "PageNumber", "Image"}
+MIN_PAGE_CHARS = 20  # a PDF page whose text layer gives fewer non-space characters is treated as scanned
+
+# what Pillow raises on damaged image files besides OSError (truncated TIFF directories, bad EXIF, …)
+_IMAGE_ERRORS = (OSError, ValueError, TypeError, SyntaxError, KeyError, IndexError, EOFError, struct.error)
+
+OcrProgress = Callable[[int, int], None]
+"""Called with (pages OCR'd so far, pages to OCR) before the first page and after each one."""
 
 
 class ParseFailure(RuntimeError):
@@ -42,17 +57,17 @@ class ParsedDocument:
     pages: int | None = None
     encoding: str | None = None
     warnings: list[str] = field(default_factory=list)
+    ocr_pages: int = 0  # pages whose text was read by OCR
 
 
-def _pdf_problem(path: Path) -> str:
-    """Why a PDF gave no text: encryption, corruption, or no text layer."""
+def _pdf_damage(path: Path) -> str | None:
+    """Why a PDF cannot be read at all (encryption, corruption), or None when it opens cleanly."""
     import pikepdf
 
     try:
         with pikepdf.open(path) as pdf:
             if pdf.is_encrypted and not pdf.pages:
                 return "password-protected PDF"
-            pages = len(pdf.pages)
             damage = [w for w in pdf.check_pdf_syntax() if "damaged" in w or "EOF" in w or "startxref" in w]
     except pikepdf.PasswordError:
         return "password-protected PDF"
@@ -60,9 +75,178 @@ def _pdf_problem(path: Path) -> str:
         return f"corrupt PDF: {(str(exc).splitlines() or ['unreadable'])[0][:200]}"
     if damage:
         return f"corrupt PDF: {damage[0].split(': ', 2)[-1][:200]}"
-    ocr = ("tesseract is installed but Vigie's OCR fallback is not enabled yet" if shutil.which("tesseract")
-           else "no OCR fallback: tesseract is not installed")
-    return f"no text extracted: {pages} page(s) without a text layer (scanned?); {ocr}"
+    return None
+
+
+def _page_list(pages: list[int], most: int = 12) -> str:
+    """'page 2', 'pages 3-7, 9' (sorted page numbers; runs shortened, at most `most` runs named)."""
+    runs: list[list[int]] = []
+    for n in pages:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    named = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most])
+    if len(runs) > most:
+        named += f", … ({len(pages)} pages in all)"
+    return f"page {named}" if len(pages) == 1 else f"pages {named}"
+
+
+def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None) -> None:
+    """OCR the pages of a parsed PDF that have no text layer, in place (elements, pages, ocr_pages, warnings).
+
+    Raises ParseFailure when the PDF ends up with no text at all, with the reason.
+    """
+    import pypdfium2 as pdfium
+
+    from ingest.ocr import MAX_PIXELS, RENDER_DPI, OcrError, OcrUnavailable, find_tesseract, ocr_image, paragraphs
+
+    if not doc.elements:
+        damage = _pdf_damage(path)
+        if damage:
+            raise ParseFailure(damage)
+    try:
+        pdf = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as exc:
+        if not doc.elements:
+            raise ParseFailure(f"corrupt PDF: {str(exc)[:200]}") from exc
+        doc.warnings.append(f"pages not checked for scans: pdfium cannot open the file ({str(exc)[:200]})")
+        return
+    try:
+        doc.pages = len(pdf)
+        chars: Counter[int] = Counter()
+        for el in doc.elements:
+            if el.page is not None:
+                chars[el.page] += sum(not ch.isspace() for ch in el.text)
+        thin = [n for n in range(1, len(pdf) + 1) if chars[n] < MIN_PAGE_CHARS]
+        scanned = [n for n in thin if next(pdf[n - 1].get_objects(max_depth=1), None) is not None]
+        if not scanned:
+            if not doc.elements:
+                raise ParseFailure(f"no text extracted: {len(pdf)} page(s), nothing written or drawn on them "
+                                   "(blank)")
+            return
+        try:
+            tesseract = find_tesseract()
+        except OcrUnavailable as exc:
+            if any(el.page not in scanned for el in doc.elements):
+                have = "has" if len(scanned) == 1 else "have"
+                doc.warnings.append(f"{_page_list(scanned)} of {len(pdf)} {have} no text layer (scanned?) and OCR "
+                                    f"is unavailable: {exc}; skipped, the other pages are indexed")
+                log.warning("%s: %s", path.name, doc.warnings[-1])
+                return
+            raise ParseFailure(f"no text extracted: {len(scanned)} page(s) without a text layer (scanned?) "
+                               f"need OCR, and {exc}") from exc
+        log.info("%s: OCR of %s", path.name, _page_list(scanned))
+        read: dict[int, list[Element]] = {}
+        failures: list[str] = []
+        if progress:
+            progress(0, len(scanned))
+        for done, number in enumerate(scanned, start=1):
+            page = pdf[number - 1]
+            width, height = page.get_size()
+            scale = min(RENDER_DPI / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+            try:
+                image = page.render(scale=scale, grayscale=True).to_pil()
+                text = ocr_image(tesseract, image, source=path.name, page=number, dpi=round(72 * scale))
+            except OcrError as exc:
+                failures.append(str(exc))
+            except pdfium.PdfiumError as exc:
+                failures.append(f"{path.name}, page {number}: cannot be rendered ({str(exc)[:200]})")
+            else:
+                doc.ocr_pages += 1
+                found = [Element(kind="text", text=p, page=number) for p in paragraphs(text)]
+                if found:
+                    read[number] = found
+            finally:
+                page.close()
+            if progress:
+                progress(done, len(scanned))
+    finally:
+        pdf.close()
+    _merge_pages(doc, read)
+    _check_ocr_failures(doc, failures, len(scanned))
+    if not doc.elements:
+        raise ParseFailure(f"no text extracted: OCR found no text on the {len(scanned)} page(s) without a text "
+                           "layer (images without writing?)")
+
+
+def _merge_pages(doc: ParsedDocument, read: dict[int, list[Element]]) -> None:
+    """Replace the (almost empty) text-layer elements of the OCR'd pages by their OCR text, in page order."""
+    kept: list[tuple[int, Element]] = []
+    last = 0
+    for el in doc.elements:
+        last = el.page if el.page is not None else last
+        if el.page not in read:
+            kept.append((last, el))
+    kept.extend((number, el) for number, els in read.items() for el in els)
+    kept.sort(key=lambda item: item[0])  # stable: text-layer order kept within a page
+    doc.elements = [el for _, el in kept]
+
+
+def _check_ocr_failures(doc: ParsedDocument, failures: list[str], attempted: int) -> None:
+    if not failures:
+        return
+    if len(failures) == attempted and not doc.elements:
+        raise ParseFailure(f"OCR failed on every page that needs it ({attempted}): {failures[0]}")
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    doc.warnings.append(f"OCR failed on {len(failures)} of {attempted} page(s), skipped: {failures[0]}{more}")
+    log.warning("%s", doc.warnings[-1])
+
+
+def _parse_image(path: Path, fmt: str, progress: OcrProgress | None) -> ParsedDocument:
+    """OCR an image file, one page per frame (multi-page TIFF)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from ingest.ocr import OcrError, OcrUnavailable, find_tesseract, ocr_image, paragraphs
+
+    try:
+        tesseract = find_tesseract()
+    except OcrUnavailable as exc:
+        raise ParseFailure(f"no text extracted: a {fmt.upper()} image is read by OCR, and {exc}") from exc
+    doc = ParsedDocument(elements=[])
+    failures: list[str] = []
+    try:
+        with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            doc.pages = frames
+            dpi = _plausible_dpi(img.info.get("dpi"))
+            if progress:
+                progress(0, frames)
+            for number in range(1, frames + 1):
+                try:
+                    img.seek(number - 1)
+                    frame = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
+                    text = ocr_image(tesseract, frame, source=path.name, page=number, dpi=dpi)
+                except OcrError as exc:
+                    failures.append(str(exc))
+                except Image.DecompressionBombError:
+                    raise
+                except _IMAGE_ERRORS as exc:  # a truncated or undecodable frame
+                    failures.append(f"{path.name}, page {number}: cannot be decoded ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]})")
+                else:
+                    doc.elements.extend(Element(kind="text", text=p, page=number) for p in paragraphs(text))
+                    doc.ocr_pages += 1
+                if progress:
+                    progress(number, frames)
+    except Image.DecompressionBombError as exc:
+        raise ParseFailure(f"image too large to OCR: {str(exc)[:200]}") from exc
+    except (UnidentifiedImageError, *_IMAGE_ERRORS) as exc:
+        raise ParseFailure(f"corrupt or unreadable {fmt.upper()} image: {type(exc).__name__}: "
+                           f"{str(exc)[:200]}") from exc
+    _check_ocr_failures(doc, failures, doc.pages or 1)
+    if not doc.elements:
+        raise ParseFailure(f"no text extracted: OCR found no text in the image ({doc.pages} page(s))")
+    return doc
+
+
+def _plausible_dpi(value: Any) -> int | None:
+    """The image's recorded resolution when it looks like a scan's (screenshots say 72, some files 1)."""
+    try:
+        dpi = round(float(value[0]))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return dpi if 100 <= dpi <= 1200 else None
 
 
 def _partition(path: Path, fmt: str, doc: ParsedDocument) -> list[Any]:
@@ -73,8 +257,8 @@ def _partition(path: Path, fmt: str, doc: ParsedDocument) -> list[Any]:
         try:
             return partition_pdf(filename=str(path), strategy="fast", **common)
         except Exception as exc:  # pdfminer raises many types for broken files: say which problem it was
-            problem = _pdf_problem(path)
-            if problem.startswith(("password-protected", "corrupt")):
+            problem = _pdf_damage(path)
+            if problem:
                 raise ParseFailure(problem) from exc
             raise
     if fmt in {"txt", "md", "html"}:
@@ -111,8 +295,13 @@ def _partition(path: Path, fmt: str, doc: ParsedDocument) -> list[Any]:
     raise UnsupportedFile(f"unsupported format {fmt!r}")
 
 
-def parse_file(path: Path, fmt: str) -> ParsedDocument:
-    """Parse `path` (already format-checked) into elements; raises ParseFailure or UnsupportedFile."""
+def parse_file(path: Path, fmt: str, progress: OcrProgress | None = None) -> ParsedDocument:
+    """Parse `path` (already format-checked) into elements; raises ParseFailure or UnsupportedFile.
+
+    `progress` hears about OCR pages (the worker turns it into heartbeats that extend its deadline).
+    """
+    if fmt in IMAGE_FORMATS:
+        return _parse_image(path, fmt, progress)
     doc = ParsedDocument(elements=[])
     try:
         raw = _partition(path, fmt, doc)
@@ -138,10 +327,10 @@ def parse_file(path: Path, fmt: str) -> ParsedDocument:
                                     sheet=getattr(meta, "page_name", None)))
         if fmt == "eml" and doc.title is None:
             doc.title = getattr(meta, "subject", None) or None
-    if not doc.elements:
-        if fmt == "pdf":
-            raise ParseFailure(_pdf_problem(path))
-        raise ParseFailure("no text extracted")
     if fmt in {"pdf", "pptx"} and pages:
         doc.pages = max(pages)
+    if fmt == "pdf":
+        _ocr_pdf_pages(path, doc, progress)  # sets doc.pages to the PDF's page count
+    if not doc.elements:
+        raise ParseFailure("no text extracted")
     return doc

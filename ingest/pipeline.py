@@ -29,6 +29,14 @@ class FileFailure:
 
 
 @dataclass
+class FileWarning:
+    """A file that was indexed, but not whole (e.g. scanned pages skipped because OCR is unavailable)."""
+
+    path: str
+    warning: str
+
+
+@dataclass
 class IngestReport:
     """What one run did; `to_json` is the `--json` output."""
 
@@ -41,6 +49,8 @@ class IngestReport:
     chunks_added: int = 0
     chunks_deleted: int = 0
     pages: int = 0
+    ocr_pages: int = 0  # pages whose text was read by OCR (scanned PDF pages, image files)
+    warnings: list[FileWarning] = field(default_factory=list)
     recovered: int = 0
     seconds: float = 0.0
     parse_seconds: float = 0.0
@@ -168,6 +178,9 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
             points = index.encode(chunks)
             t1 = time.monotonic()
             pages = outcome.document.pages if outcome.document else None
+            if outcome.document:
+                report.ocr_pages += outcome.document.ocr_pages
+                report.warnings.extend(FileWarning(str(pending.path), w) for w in outcome.document.warnings)
             report.chunks_deleted += index.replace_document(
                 DocumentVersion(pending.doc_id, str(pending.path), title, pending.fmt, pending.sha256, pages,
                                 pending.access), points)

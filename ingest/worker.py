@@ -2,6 +2,12 @@
 
 One long-lived worker amortizes `unstructured`'s import; it is killed and replaced after a timeout or a
 crash. The parent may keep one request in flight while it embeds the previous file.
+
+The time limit (`parse_timeout_s`) covers reading a file's text layer. A scanned document needs OCR, about
+2-4 s a page on one core: the worker sends a heartbeat before its first OCR page and after each one, and each
+heartbeat moves the deadline to at least `OCR_PAGE_BUDGET_S` later. A 500-page scan is thus given the time
+its pages need, while a page that hangs still stops the file (tesseract itself is stopped after
+`ingest.ocr.PAGE_TIMEOUT_S`, and the worker is killed if even that does not return).
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from ingest.ocr import PAGE_TIMEOUT_S
 from ingest.parse import ParsedDocument
 
 log = logging.getLogger(__name__)
+OCR_PAGE_BUDGET_S = PAGE_TIMEOUT_S + 60.0  # one page: render, tesseract's own limit, and slack
 
 
 @dataclass
@@ -28,6 +36,7 @@ class ParseOutcome:
     document: ParsedDocument | None = None
     error: str | None = None
     seconds: float = 0.0
+    ocr_progress: tuple[int, int] | None = None  # last heartbeat: (pages OCR'd, pages to OCR)
 
 
 def _worker_main(conn: Connection, memory_mb: int) -> None:
@@ -49,8 +58,12 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
         if request is None:
             return
         path, fmt = request
+
+        def heartbeat(done: int, total: int) -> None:
+            conn.send(("ocr", (done, total)))
+
         try:
-            conn.send(("ok", parse_file(Path(path), fmt)))
+            conn.send(("ok", parse_file(Path(path), fmt, progress=heartbeat)))
         except (ParseFailure, UnsupportedFile) as exc:
             conn.send(("error", str(exc)))
         except MemoryError:
@@ -100,14 +113,23 @@ class ParserWorker:
             raise RuntimeError("no parse request in flight")
         path, started = self._inflight
         self._inflight = None
-        remaining = self.timeout_s - (time.monotonic() - started)
+        deadline = started + self.timeout_s
+        ocr: tuple[int, int] | None = None
         try:
-            ready = self._conn.poll(max(0.0, remaining))
-            if not ready:
-                self._kill()
-                return ParseOutcome(path, error=f"timed out after {self.timeout_s:.0f} s",
-                                    seconds=time.monotonic() - started)
-            status, payload = self._conn.recv()
+            while True:
+                if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                    self._kill()
+                    elapsed = time.monotonic() - started
+                    why = f"timed out after {elapsed:.0f} s"
+                    if ocr is not None:
+                        why += (f" (OCR of page {ocr[0] + 1} of {ocr[1]} to read took over "
+                                f"{OCR_PAGE_BUDGET_S:.0f} s)" if ocr[0] < ocr[1] else " (after OCR)")
+                    return ParseOutcome(path, error=why, seconds=elapsed, ocr_progress=ocr)
+                status, payload = self._conn.recv()
+                if status != "ocr":
+                    break
+                ocr = payload
+                deadline = max(deadline, time.monotonic() + OCR_PAGE_BUDGET_S)
         except (EOFError, OSError, ConnectionResetError):
             code = self._proc.exitcode if self._proc is not None else None
             self._kill()
@@ -115,8 +137,8 @@ class ParserWorker:
             return ParseOutcome(path, error=f"parser process crashed: {why}", seconds=time.monotonic() - started)
         elapsed = time.monotonic() - started
         if status == "ok":
-            return ParseOutcome(path, document=payload, seconds=elapsed)
-        return ParseOutcome(path, error=payload, seconds=elapsed)
+            return ParseOutcome(path, document=payload, seconds=elapsed, ocr_progress=ocr)
+        return ParseOutcome(path, error=payload, seconds=elapsed, ocr_progress=ocr)
 
     def close(self) -> None:
         if self._conn is not None and self._proc is not None and self._proc.is_alive():

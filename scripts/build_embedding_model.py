@@ -728,9 +728,11 @@ def sha256_file(path: Path) -> str:
 
 
 def folder_files(folder: Path) -> list[str]:
-    """All regular files under ``folder`` (POSIX relative paths), excluding the manifest."""
+    """All regular files under ``folder`` (POSIX relative paths), excluding the manifest and the ONNX export
+    (``onnx/``, made from this folder by scripts/export_onnx_embedding.py, with its own manifest)."""
     return sorted(
-        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME
+        rel.as_posix() for rel in (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+        if rel.name != MANIFEST_NAME and rel.parts[0] != "onnx" and not rel.parts[0].startswith(".onnx-export-")
     )
 
 

@@ -3,7 +3,7 @@
 #   - torch 2.13.0 CPU (pinned through constraints.txt: never a CUDA build)
 #   - unstructured without its [pdf] extra (pulls CUDA torch), plus the torch-free PDF route
 #   - the spaCy model unstructured wants, as a local shim (vendor/en_core_web_sm), so it never downloads it
-#   - the default embedding model, rebuilt once into $VIGIE_HOME/models and verified
+#   - the default embedding model, rebuilt once into $VIGIE_HOME/models and verified, and its int8 ONNX export
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,12 +20,17 @@ if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] && ! grep -qw avx2 /proc/c
 fi
 
 # Debian packages: libmagic (file type sniffing used by unstructured), strace (scripts/strace_connect_check.py),
-# DejaVu fonts (embedded in PDF exports), chromium (the browser test drives it; never `playwright install`).
+# DejaVu fonts (embedded in PDF exports), tesseract with its French and English packs (OCR of scanned pages and
+# images, ingest/ocr.py), chromium (the browser test drives it; never `playwright install`).
 # Best effort when not root.
 apt_missing=()
 ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || apt_missing+=(libmagic1)
 command -v strace >/dev/null 2>&1 || apt_missing+=(strace)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_missing+=(fonts-dejavu-core)
+command -v tesseract >/dev/null 2>&1 || apt_missing+=(tesseract-ocr)
+for lang in fra eng; do  # Debian 12 keeps them in /usr/share/tesseract-ocr/5/tessdata, Debian 11 in 4.00/
+  compgen -G "/usr/share/tesseract-ocr/*/tessdata/$lang.traineddata" >/dev/null || apt_missing+=("tesseract-ocr-$lang")
+done
 [ -x /usr/bin/chromium ] || [ -n "${VIGIE_NO_BROWSER:-}" ] || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -65,6 +70,8 @@ fi
 
 log "embedding model"
 "$VENV/bin/python" scripts/build_embedding_model.py
+log "embedding model, int8 ONNX export (checked against the folder; ~1 min once)"
+"$VENV/bin/python" scripts/export_onnx_embedding.py
 log "local language model"
 "$VENV/bin/python" scripts/assemble_llm.py
 log "done: activate with 'source .venv/bin/activate' or call .venv/bin/vigie"

@@ -20,7 +20,7 @@ import sitecustomize as _netguard  # noqa: E402
 _netguard.install()
 
 import index  # noqa: E402, F401  (offline environment)
-from index.embedding import Embedder  # noqa: E402
+from index.embedding import Embedder, TextEmbedder, load_embedder  # noqa: E402
 from index.settings import VigieSettings  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -38,8 +38,18 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """The real default embedding model, loaded once per session."""
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> TextEmbedder:
+    """The real default embedding model through the product's default backend (the int8 ONNX export the
+    installer makes), loaded once per session."""
+    if not (EMBEDDING_MODEL / "modules.json").is_file():
+        pytest.fail(f"embedding model missing at {EMBEDDING_MODEL}: run scripts/install.sh")
+    home = tmp_path_factory.mktemp("embedder-home")
+    return load_embedder(VigieSettings(home=home, embedding_model=EMBEDDING_MODEL, threads=os.cpu_count()))
+
+
+@pytest.fixture(scope="session")
+def reference_embedder() -> Embedder:
+    """The same folder run by sentence-transformers and torch: the reference the ONNX export is checked against."""
     if not (EMBEDDING_MODEL / "modules.json").is_file():
         pytest.fail(f"embedding model missing at {EMBEDDING_MODEL}: run scripts/install.sh")
     return Embedder(EMBEDDING_MODEL, threads=os.cpu_count(), batch_size=32)

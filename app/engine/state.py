@@ -70,9 +70,10 @@ class EngineState:
                     accounts=open_accounts(settings), audit=audit, answers=AnswerStore(settings.answers_path))
         state.jobs = IngestJobs(index, history=settings.job_history, on_finish=state._record_job)
         state.answering = AnswerService(index, state.get_model, state.answers, audit)
+        index.embedder  # noqa: B018  (load the embedding model at start, not on the first question)
         if load_model:
             state.get_model()
-        index.embedder  # noqa: B018  (load the embedding model at start, not on the first question)
+            index.reference_embedder  # noqa: B018  (the answer's support checks: loaded at start too)
         state.local_credential = write_local_credential(settings.local_credential_path)
         return state
 

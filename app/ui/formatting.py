@@ -110,6 +110,21 @@ def job_failures(job: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def job_warnings(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """`(path, warning)` of each file the job indexed only in part (e.g. scanned pages skipped without OCR)."""
+    report = job.get("report") or {}
+    warnings = report.get("warnings") if isinstance(report, dict) else None
+    return [(str(item.get("path", "")), str(item.get("warning", ""))) for item in warnings or []
+            if isinstance(item, dict)]
+
+
+def job_ocr_pages(job: dict[str, Any]) -> int:
+    """Pages the job read by OCR (0 when none, or for a report from an engine that does not count them)."""
+    report = job.get("report") or {}
+    value = report.get("ocr_pages") if isinstance(report, dict) else None
+    return value if isinstance(value, int) and value > 0 else 0
+
+
 def job_status_label(status: str | None, lang: str = "fr") -> str:
     if status in {"queued", "running", "done", "failed"}:
         return t(f"status_{status}", lang)

@@ -93,6 +93,8 @@ def _job_progress(job: dict[str, Any]) -> None:
     label = state.tr("job_line", job=job.get("id"), status=formatting.job_status_label(job.get("status"), lang),
                      done=job.get("done_files") or 0, total=job.get("total_files") or 0)
     st.progress(formatting.job_progress(job), text=render.safe_inline(label))
+    if pages := formatting.job_ocr_pages(job):
+        st.caption(state.tr("job_ocr", job=render.safe_inline(str(job.get("id"))), pages=pages))
     _job_failures(job)
 
 
@@ -103,6 +105,9 @@ def _job_failures(job: dict[str, Any]) -> None:
     for path, reason in formatting.job_failures(job):
         st.error(state.tr("job_failure", job=job_id, path=render.safe_inline(path),
                           reason=render.safe_inline(reason)))
+    for path, warning in formatting.job_warnings(job):
+        st.warning(state.tr("job_warning", job=job_id, path=render.safe_inline(path),
+                            warning=render.safe_inline(warning)))
 
 
 def render_upload() -> None:
@@ -138,7 +143,7 @@ def _jobs_body() -> None:
         st.info(state.tr("no_jobs"))
         return
     st.dataframe(job_rows(jobs, state.lang()), hide_index=True, width="stretch")
-    failing = [j for j in reversed(jobs) if j.get("error") or formatting.job_failures(j)]
+    failing = [j for j in reversed(jobs) if j.get("error") or formatting.job_failures(j) or formatting.job_warnings(j)]
     if failing:
         st.subheader(state.tr("failures_title"))
         for job in failing:

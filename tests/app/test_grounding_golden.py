@@ -23,8 +23,8 @@ CASES = json.loads(gzip.decompress(GOLDEN.read_bytes()))["cases"]
 
 
 @pytest.fixture(scope="module")
-def checkers(embedder):
-    return SparseEncoder(), SentenceSimilarity(embedder)
+def checkers(reference_embedder):
+    return SparseEncoder(), SentenceSimilarity(reference_embedder)
 
 
 def _ground(case: dict, checkers, quote: bool) -> dict:

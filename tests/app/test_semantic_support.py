@@ -1,4 +1,4 @@
-"""Cross-language support with the real multilingual embedder: a translated sentence beats its neighbours."""
+"""Cross-language support with the real multilingual reference_embedder: a translated sentence beats its neighbours."""
 
 import numpy as np
 import pytest
@@ -20,8 +20,8 @@ CLAIMS = ["The defence and national security council is chaired by the President
           "Storing anti-personnel mines is punished by ten years in prison."]
 
 
-def test_translated_sentence_scores_above_the_support_threshold_and_the_others_below(embedder) -> None:
-    scores = SentenceSimilarity(embedder)(CLAIMS, PASSAGES)
+def test_translated_sentence_scores_above_the_support_threshold_and_the_others_below(reference_embedder) -> None:
+    scores = SentenceSimilarity(reference_embedder)(CLAIMS, PASSAGES)
     assert scores[0][0] >= SEMANTIC_REATTRIBUTE and scores[1][2] >= SEMANTIC_REATTRIBUTE, scores
     assert max(scores[0][1:]) < SEMANTIC_SUPPORT and max(scores[1][:2]) < SEMANTIC_SUPPORT, scores
     # no assertion rests on the last bits: every score is clear of both thresholds by ten times the float32
@@ -32,13 +32,13 @@ def test_translated_sentence_scores_above_the_support_threshold_and_the_others_b
                 assert abs(score - threshold) > 10 * FLOAT32_COSINE_TOLERANCE, (score, threshold)
 
 
-def test_passage_vectors_are_cached_and_scores_agree_across_batches(embedder) -> None:
-    similarity = SentenceSimilarity(embedder)
+def test_passage_vectors_are_cached_and_scores_agree_across_batches(reference_embedder) -> None:
+    similarity = SentenceSimilarity(reference_embedder)
     scores = similarity(CLAIMS, PASSAGES)
     cached = similarity._passage_vectors(PASSAGES[0])
     assert similarity._passage_vectors(PASSAGES[0]) is cached  # the stored vectors, not recomputed
     # one claim alone is embedded in a batch of one: the same score within float32 rounding, not bit for bit
     alone = similarity(CLAIMS[:1], PASSAGES[:1])
     assert alone[0][0] == pytest.approx(scores[0][0], abs=FLOAT32_COSINE_TOLERANCE)
-    fresh = SentenceSimilarity(embedder)._passage_vectors(PASSAGES[0])
+    fresh = SentenceSimilarity(reference_embedder)._passage_vectors(PASSAGES[0])
     assert np.allclose(fresh, cached, atol=FLOAT32_COSINE_TOLERANCE)

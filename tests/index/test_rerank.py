@@ -26,14 +26,38 @@ QUESTIONS = ("Qui assure la présidence d'un tribunal militaire aux armées ?",
              "Quel magistrat préside le tribunal militaire aux armées en temps de guerre ?")
 
 
-@pytest.fixture(scope="module")
-def code_index(tmp_path_factory):
-    settings = VigieSettings(home=tmp_path_factory.mktemp("cjm-home"), embedding_model=EMBEDDING_MODEL)
+def _code_index(home: Path, backend: str) -> DocumentIndex:
+    settings = VigieSettings(home=home, embedding_model=EMBEDDING_MODEL, embedding_backend=backend)
     index = DocumentIndex(settings)
     report = run_ingest([CODE], index)
     assert report.indexed == 1, report.failed
+    return index
+
+
+@pytest.fixture(scope="module")
+def code_index(tmp_path_factory):
+    """Embedded by the reference backend: the look-alikes here are within 0.01 of cosine of each other, the size
+    of the int8 export's rounding, so the reranker's own behaviour is pinned on the reference scores."""
+    index = _code_index(tmp_path_factory.mktemp("cjm-home"), "torch")
     yield index
     index.close()
+
+
+@pytest.fixture(scope="module")
+def default_code_index(tmp_path_factory):
+    """Embedded by the product's default backend (the int8 ONNX export)."""
+    index = _code_index(tmp_path_factory.mktemp("cjm-home-default"), "auto")
+    assert index.embedder.backend == "onnx"
+    yield index
+    index.close()
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_with_the_default_backend_the_model_sees_the_right_article(default_code_index, question) -> None:
+    pipeline = AnswerPipeline(default_code_index, lambda: None)
+    found = pipeline._retrieve(question, [], SearchFilter())
+    sources = [_article(h) for h in pipeline._candidates(found)]
+    assert "Article L112-31" in sources[:2], sources
 
 
 def _article(hit: SearchHit) -> str:

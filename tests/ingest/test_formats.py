@@ -11,12 +11,11 @@ from index.models import AccessLabel, SearchFilter
 from ingest.pipeline import run_ingest
 
 GOOD = ["guide.docx", "briefing.pptx", "budget.xlsx", "note.html", "doctrine.md", "memo-utf8.txt",
-        "memo-cp1252.txt", "message.eml", "rapport.pdf"]
+        "memo-cp1252.txt", "message.eml", "rapport.pdf", "image-only.pdf"]  # image-only.pdf: read by OCR
 BAD = {
     "encrypted.pdf": "password-protected",
     "corrupt.pdf": "corrupt PDF",
-    "blank.pdf": "no text extracted",
-    "image-only.pdf": "no text extracted",
+    "blank.pdf": "no text extracted: 1 page(s), nothing written or drawn on them (blank)",
     "empty.txt": "empty file",
     "whitespace.md": "empty file",
     "fake.docx": "not a valid .docx",
@@ -48,6 +47,7 @@ def test_all_good_formats_indexed_and_bad_ones_reported(ingested):
     indexed = {Path(r.path).name for r in idx.catalog.all()}
     assert indexed == set(GOOD)
     assert report.chunks_added == idx.store.count()
+    assert report.ocr_pages == 1 and not report.warnings  # image-only.pdf's one page; no other file needs OCR
 
 
 @pytest.mark.parametrize("name,query", [
@@ -58,6 +58,7 @@ def test_all_good_formats_indexed_and_bad_ones_reported(ingested):
     ("memo-cp1252.txt", "mémo"),
     ("message.eml", "message"),
     ("rapport.pdf", "rapport"),
+    ("image-only.pdf", "sauvegarde des personnes en mer"),
     ("budget.xlsx", "budget"),
 ])
 def test_each_format_is_searchable_with_its_location(ingested, name, query):
@@ -74,7 +75,7 @@ def test_each_format_is_searchable_with_its_location(ingested, name, query):
 
 def test_pdf_and_pptx_chunks_carry_pages(ingested):
     idx, _, docs = ingested
-    for name, pages in (("rapport.pdf", 3), ("briefing.pptx", 3)):
+    for name, pages in (("rapport.pdf", 3), ("briefing.pptx", 3), ("image-only.pdf", 1)):
         record = next(r for r in idx.catalog.all() if r.path == str(docs[name]))
         assert record.pages == pages
         hits = idx.search("défense", k=20, flt=SearchFilter(doc_ids=(record.doc_id,)))

@@ -43,6 +43,21 @@ def test_jobs_list_shows_failures_and_reasons() -> None:
     assert shown(at, "job-2 : /uploads/b/scan.pdf — no text extracted")
 
 
+def test_jobs_list_shows_warnings_of_partly_indexed_files() -> None:
+    fake = FakeEngineAPI()
+    fake.jobs_db.append(
+        {"id": "job-3", "status": "done", "owner": "admin", "paths": ["/uploads/c/mixte.pdf"], "classification": "NP",
+         "groups": [], "collection": "default", "total_files": 1, "done_files": 1, "pages": 3, "chunks": 4,
+         "current": "indexed: mixte.pdf",
+         "report": {"files": 1, "indexed": 1, "failed": [], "ocr_pages": 0,
+                    "warnings": [{"path": "/uploads/c/mixte.pdf",
+                                  "warning": "page 2 of 3 has no text layer (scanned?) and OCR is unavailable"}]},
+         "error": None})
+    at = _admin_page(fake, "admin_jobs.py")
+    assert shown(at, "job-3 : /uploads/c/mixte.pdf — page 2 of 3 has no text layer (scanned?)")
+    assert any("mixte.pdf" in unescape(w.value) for w in at.warning), "a warning, not an error"
+
+
 def test_documents_relabel_and_remove_with_confirmation() -> None:
     fake = FakeEngineAPI()
     at = _admin_page(fake, "admin_documents.py")

@@ -51,6 +51,10 @@ def test_job_progress_and_failures() -> None:
     job = {"report": {"failed": [{"path": "/a.pdf", "reason": "no text extracted"}]}}
     assert formatting.job_failures(job) == [("/a.pdf", "no text extracted")]
     assert formatting.job_failures({"report": None}) == []
+    scanned = {"report": {"ocr_pages": 3, "warnings": [{"path": "/m.pdf", "warning": "page 2 of 3 has no text layer"}]}}
+    assert formatting.job_ocr_pages(scanned) == 3 and formatting.job_ocr_pages(job) == 0
+    assert formatting.job_warnings(scanned) == [("/m.pdf", "page 2 of 3 has no text layer")]
+    assert formatting.job_warnings(job) == [] and formatting.job_warnings({"report": None}) == []
     rows = job_rows([{"id": "job-1", "status": "done"}, {"id": "job-2", "status": "failed", "error": "E"}])
     assert [r["Tâche"] for r in rows] == ["job-2", "job-1"] and rows[0]["Statut"] == "échouée"
 
