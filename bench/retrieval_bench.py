@@ -51,7 +51,7 @@ from common import (
 from tqdm import tqdm
 
 from index.document_index import DocumentIndex
-from index.embedding import Embedder
+from index.embedding import TextEmbedder
 from index.models import AccessLabel, Chunk, SearchHit, document_id
 from index.sparse import detect_language
 from index.store import SearchMode, StoredPoint
@@ -113,7 +113,8 @@ def first_hit_rank(ranked: Sequence[str], gold: dict[str, int]) -> int | None:
 
 
 # ---- shared indexing helpers --------------------------------------------------------------------------------
-def embed_texts(embedder: Embedder, texts: list[str], desc: str, cache: Path | None = None) -> tuple[np.ndarray, int]:
+def embed_texts(embedder: TextEmbedder, texts: list[str], desc: str,
+                cache: Path | None = None) -> tuple[np.ndarray, int]:
     """Passage embeddings in batches (tqdm); returns (vectors, batches read from the cache).
 
     With `cache`, each batch is stored as `<cache>/<sha256 of its texts>.npy`, so an interrupted run resumes.
@@ -203,8 +204,10 @@ def prepare_scifact(idx: DocumentIndex, args: argparse.Namespace) -> Prepared:
     embed_inputs = [c.embed_text for c in chunks]
     cache = None
     if not args.no_cache:  # key: model files + settings that change passage vectors; texts hashed per batch
-        extra = text_key([str(idx.settings.embedding_max_seq_length), embedder._passage_prompt or ""], "")
-        cache = CACHE_DIR / f"scifact-{model_fingerprint(embedder.model_dir)[:16]}-{extra[:8]}"
+        prompt = getattr(embedder, "_passage_prompt", None) or getattr(embedder, "_passage_prefix", "")
+        extra = text_key([str(idx.settings.embedding_max_seq_length), prompt or ""], "")
+        backend = "" if embedder.backend == "torch" else f"-{embedder.backend}"  # each backend its own vectors
+        cache = CACHE_DIR / f"scifact-{model_fingerprint(embedder.model_dir)[:16]}-{extra[:8]}{backend}"
     with Stopwatch() as embed:
         vectors, hits = embed_texts(embedder, embed_inputs, "scifact", cache)
     build = {"documents": len(chunks), "chunks": len(chunks), "embed_seconds": round(embed.seconds, 3),
@@ -330,8 +333,8 @@ def evaluate(idx: DocumentIndex, prepared: Prepared, modes: Sequence[SearchMode]
     return results
 
 
-def run_dataset(dataset: str, embedder: Embedder | None, args: argparse.Namespace,
-                modes: Sequence[SearchMode]) -> tuple[dict[str, Any], Embedder]:
+def run_dataset(dataset: str, embedder: TextEmbedder | None, args: argparse.Namespace,
+                modes: Sequence[SearchMode]) -> tuple[dict[str, Any], TextEmbedder]:
     """Build the dataset's index in a fresh home, evaluate it, and return (result, embedder to reuse)."""
     with fresh_home(prefix=f"vigie-bench-{dataset}-") as home:
         settings = make_settings(home, args.model, args.threads)
@@ -373,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
     results: dict[str, Any] = {}
-    embedder: Embedder | None = None
+    embedder: TextEmbedder | None = None
     with RssMonitor() as rss, Stopwatch() as total:
         for dataset in datasets:
             results[dataset], embedder = run_dataset(dataset, embedder, args, modes)

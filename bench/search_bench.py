@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 from common import BENCH_DIR, DEFAULT_MODEL, REPO_DIR, fresh_home, latency_stats, markdown_table, write_result
 
+DEFAULT_LLM = DEFAULT_MODEL.parent / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
 NAME = "search_bench"
 QUESTIONS = BENCH_DIR / "data" / "codes_qa.json"
 
@@ -46,7 +48,8 @@ def _git_head(checkout: Path) -> str:
 
 def _env(home: Path, model: Path, port: int, token: str, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIE_")}
-    env.update({"VIGIE_HOME": str(home), "VIGIE_EMBEDDING_MODEL": str(model), "VIGIE_ENGINE_PORT": str(port),
+    env.update({"VIGIE_HOME": str(home), "VIGIE_EMBEDDING_MODEL": str(model), "VIGIE_LLM_MODEL": str(DEFAULT_LLM),
+                "VIGIE_ENGINE_PORT": str(port),
                 "VIGIE_ENGINE_TOKEN": token, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "DO_NOT_TRACK": "1", "ORT_DISABLE_TELEMETRY": "1", **extra})
     return env

@@ -205,7 +205,7 @@ class DocumentIndex:
             fused = self.store.search(dense, sparse, flt, limit=k, prefetch_limit=prefetch, rrf_k=self.settings.rrf_k,
                                       mode="hybrid")
             nearest = self.store.search(dense, None, flt, limit=prefetch, prefetch_limit=prefetch,
-                                        rrf_k=self.settings.rrf_k, mode="dense")
+                                        rrf_k=self.settings.rrf_k, mode="dense", with_payload=False)
         cosines = {str(r.id): r.score for r in nearest}
         hits = [SearchHit(Chunk.from_payload(r.payload), r.score, rank, cosines.get(str(r.id)))
                 for rank, r in enumerate(fused, start=1)]

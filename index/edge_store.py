@@ -176,19 +176,20 @@ class EdgeStore:
         self.shard.update(UpdateOperation.set_payload_by_filter(flt, payload))
 
     def search(self, dense: list[float] | None, sparse: SparseVectorData | None, flt: SearchFilter,
-               limit: int, prefetch_limit: int, rrf_k: int, mode: SearchMode) -> list[ScoredPayload]:
+               limit: int, prefetch_limit: int, rrf_k: int, mode: SearchMode,
+               with_payload: bool = True) -> list[ScoredPayload]:
         if self._shard is None:
             return []
         edge_filter = compile_filter(flt)
         sparse_vec = SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None
         if mode == "dense" or (mode == "hybrid" and not (sparse and sparse.indices)):
             request = QueryRequest(limit=limit, query=Query.Nearest(dense, using=DENSE), filter=edge_filter,
-                                   with_payload=True)
+                                   with_payload=with_payload)
         elif mode == "sparse":
             if not sparse or not sparse.indices:
                 return []
             request = QueryRequest(limit=limit, query=Query.Nearest(sparse_vec, using=SPARSE),
-                                   filter=edge_filter, with_payload=True)
+                                   filter=edge_filter, with_payload=with_payload)
         else:
             request = QueryRequest(
                 limit=limit,
@@ -199,9 +200,15 @@ class EdgeStore:
                 ],
                 query=Fusion.Rrf(k=rrf_k),
                 filter=edge_filter,
-                with_payload=True,
+                with_payload=with_payload,
             )
         return [ScoredPayload(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(request)]
+
+    def payloads(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if self._shard is None or not ids:
+            return {}
+        return {str(r.id): dict(r.payload or {})
+                for r in self._shard.retrieve(point_ids=list(ids), with_payload=True, with_vector=False)}
 
     def doc_versions(self) -> dict[str, set[str]]:
         versions: dict[str, set[str]] = {}

@@ -140,19 +140,20 @@ class ServerStore:
         self.client.set_payload(self.collection, payload=payload, points=models.FilterSelector(filter=flt), wait=True)
 
     def search(self, dense: list[float] | None, sparse: SparseVectorData | None, flt: SearchFilter,
-               limit: int, prefetch_limit: int, rrf_k: int, mode: SearchMode) -> list[ScoredPayload]:
+               limit: int, prefetch_limit: int, rrf_k: int, mode: SearchMode,
+               with_payload: bool = True) -> list[ScoredPayload]:
         if not self._exists():
             return []
         qfilter = compile_filter(flt)
         sparse_vec = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse else None
         if mode == "dense" or (mode == "hybrid" and not (sparse and sparse.indices)):
             response = self.client.query_points(self.collection, query=dense, using=DENSE, query_filter=qfilter,
-                                                limit=limit, with_payload=True)
+                                                limit=limit, with_payload=with_payload)
         elif mode == "sparse":
             if not sparse or not sparse.indices:
                 return []
             response = self.client.query_points(self.collection, query=sparse_vec, using=SPARSE,
-                                                query_filter=qfilter, limit=limit, with_payload=True)
+                                                query_filter=qfilter, limit=limit, with_payload=with_payload)
         else:
             response = self.client.query_points(
                 self.collection,
@@ -163,9 +164,15 @@ class ServerStore:
                 query=models.RrfQuery(rrf=models.Rrf(k=rrf_k)),
                 query_filter=qfilter,
                 limit=limit,
-                with_payload=True,
+                with_payload=with_payload,
             )
         return [ScoredPayload(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+    def payloads(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids or not self._exists():
+            return {}
+        return {str(r.id): dict(r.payload or {})
+                for r in self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=False)}
 
     def doc_versions(self) -> dict[str, set[str]]:
         versions: dict[str, set[str]] = {}

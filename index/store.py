@@ -66,8 +66,12 @@ class VectorStore(Protocol):
         """Overwrite some payload keys on every point of a document."""
 
     def search(self, dense: list[float] | None, sparse: SparseVectorData | None, flt: SearchFilter,
-               limit: int, prefetch_limit: int, rrf_k: int, mode: SearchMode) -> list[ScoredPayload]:
-        """Dense, sparse, or both fused by RRF, under the filter."""
+               limit: int, prefetch_limit: int, rrf_k: int, mode: SearchMode,
+               with_payload: bool = True) -> list[ScoredPayload]:
+        """Dense, sparse, or both fused by RRF, under the filter (payloads empty without `with_payload`)."""
+
+    def payloads(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of these point ids (ids a filtered search returned); absent ids are left out."""
 
     def doc_versions(self) -> dict[str, set[str]]:
         """Map doc_id -> set of doc_sha256 present in the index (for recovery and audits)."""
