@@ -83,13 +83,18 @@ def test_manifest_records_the_files_and_the_measured_agreement() -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["onnx"]["sha256"])
 
 
-def _copy_of_model(tmp_path: Path) -> Path:
-    """A folder linking to the installed model's files, with its own copy of the export's folder."""
-    folder = tmp_path / "model"
+def _linked_model(folder: Path) -> Path:
+    """`folder` linking to the installed model's files, without its ONNX export."""
     folder.mkdir()
     for item in EMBEDDING_MODEL.iterdir():
         if item.name != "onnx" and not item.name.startswith("."):
             (folder / item.name).symlink_to(item)
+    return folder
+
+
+def _copy_of_model(tmp_path: Path) -> Path:
+    """A folder linking to the installed model's files, with its own copy of the export's folder."""
+    folder = _linked_model(tmp_path / "model")
     (folder / "onnx").mkdir()
     for item in (EMBEDDING_MODEL / "onnx").iterdir():
         shutil.copy2(item, folder / "onnx" / item.name)
@@ -119,11 +124,7 @@ def test_an_export_whose_source_folder_changed_is_refused(tmp_path: Path) -> Non
 
 
 def test_backend_choice(tmp_path: Path) -> None:
-    folder = tmp_path / "plain"
-    folder.mkdir()
-    for item in EMBEDDING_MODEL.iterdir():
-        if item.name != "onnx" and not item.name.startswith("."):
-            (folder / item.name).symlink_to(item)
+    folder = _linked_model(tmp_path / "plain")
     home = tmp_path / "home"
     # onnx asked for explicitly, on a folder without an export: a clear error naming the command
     with pytest.raises(OnnxExportMissing, match=r"scripts/export_onnx_embedding\.py --model"):
