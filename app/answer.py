@@ -21,6 +21,7 @@ from app.events import AnswerEvent, Done, SourcesShown, Token
 from app.grounding import GroundedText, ground
 from app.llm import GenerationStats, LocalModel
 from app.semantic_support import SentenceSimilarity
+from app.source_trim import TrimmedSource, asks_quantity, dense_cosines, sentence_scores, trim
 from index.document_index import DocumentIndex
 from index.models import SearchFilter, SearchHit
 from index.rerank import rerank
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 REFUSAL_MARKERS = ("NON_TROUVÉ", "NON_TROUVE", "NOT_FOUND")
 MIN_RETRIEVED = 8  # hits retrieved for source selection, at least
 CLOSEST_DOCUMENTS = 3  # listed by a refusal
+FIRST_SOURCE_SHARE = 3  # the first (most relevant) source may take this many times `prompt_source_tokens`
+PROMPT_HEADINGS = 3  # section levels a source's label shows the model: the article and the two titles above it
+PROMPT_TITLE_CHARS = 60  # a longer document title shows the model its first " — " segment only
 DRAFTS_KEPT = 256  # drafts remembered for follow-ups (KV cache reuse)
 _EXAMPLE_SPLIT = "\n=====\n"  # question / answer of one example
 _EXAMPLES_SPLIT = "\n-----\n"  # between examples
@@ -119,6 +123,20 @@ def citation_label(c: Citation) -> str:
     return ", ".join(parts)
 
 
+def prompt_label(c: Citation) -> str:
+    """The shorter label the model reads: the title's first segment when it is long, the page, the last
+    `PROMPT_HEADINGS` section levels (the full path cost ~100 tokens per source on the codes)."""
+    title = c.document
+    if len(title) > PROMPT_TITLE_CHARS and " — " in title:
+        title = title.split(" — ", 1)[0]
+    parts = [title]
+    if c.page is not None:
+        parts.append(f"p. {c.page}" if c.page_end in (None, c.page) else f"p. {c.page}-{c.page_end}")
+    if c.section:
+        parts.append(" > ".join(c.section.split(" > ")[-PROMPT_HEADINGS:]))
+    return ", ".join(parts)
+
+
 @dataclass
 class _Retrieval:
     """What retrieval found for a question, under the asker's filter."""
@@ -142,6 +160,7 @@ class _Draft:
     """The model's output as generation goes (filled by `_generate`)."""
 
     retrieved_s: float = 0.0
+    prepared_s: float = 0.0  # sources fitted and cut, prompt built
     text: str = ""  # cleaned draft (invalid markers removed)
     raw: str = ""  # exactly what the model wrote (kept for follow-ups: KV cache reuse)
     streamed: bool = False  # some text was shown to the client
@@ -223,14 +242,53 @@ class AnswerPipeline:
             used += cost
         return kept
 
+    def _trimmed(self, citations: list[Citation], question: str, model: LocalModel) -> dict[int, TrimmedSource]:
+        """Each source as the prompt shows it: cut to the sentences bearing on `question` when longer than
+        `prompt_source_tokens` (app/source_trim.py)."""
+        budget = self.settings.prompt_source_tokens
+        if budget <= 0:
+            return {}
+        cosines = dense_cosines(lambda q: self.index.embedder.embed_query(q),
+                                lambda s: self.index.embedder.embed_passages(s), question)
+        quantity = asks_quantity(question)
+        language = detect_language(question)
+        out = {}
+        for c in citations:
+            # across languages only cognates match, and one of them would count as the whole question: cosine only
+            stems = self.index.sparse.terms(question, c.language) if c.language == language else set()
+
+            def scores(sentences: list[str], stems: set[int] = stems, lang: str = c.language) -> list[float]:
+                return sentence_scores(stems, sentences, lambda s: self.index.sparse.terms(s, lang),
+                                       cosines(sentences), quantity)
+
+            out[c.n] = trim(c.text, scores, budget * FIRST_SOURCE_SHARE if c.n == 1 else budget, model.count_tokens)
+        return out
+
+    def _prompt_texts(self, citations: list[Citation], found: _Retrieval, question: str,
+                      model: LocalModel) -> dict[int, str]:
+        """The sources' prompt texts, cut for the conversation's first question. A follow-up keeps that cut (same
+        prompt prefix: KV cache reuse) when it holds the new question's best sentence of each source; else the
+        model sees the passages whole."""
+        anchor = found.history[0].question if found.history else question
+        cut = self._trimmed(citations, anchor, model)
+        if found.history and cut:
+            again = self._trimmed(citations, question, model)
+            if any(again[n].best is not None and again[n].best not in cut[n].kept for n in cut):
+                return {}
+        return {n: t.text for n, t in cut.items()}
+
     @staticmethod
-    def _format_sources(citations: list[Citation], lang: str) -> str:
+    def _format_sources(citations: list[Citation], lang: str, texts: dict[int, str] | None = None) -> str:
         quote = ("« ", " »") if lang == "fr" else ('"', '"')
-        return "\n\n".join(f"[{c.n}] {citation_label(c)}:\n{quote[0]}{c.text}{quote[1]}" for c in citations)
+        shown = texts or {}
+        return "\n\n".join(f"[{c.n}] {prompt_label(c)}:\n{quote[0]}{shown.get(c.n, c.text)}{quote[1]}"
+                             for c in citations)
 
     def _messages(self, lang: str, citations: list[Citation], history: list[Turn],
-                  question: str, owner: str = "") -> tuple[list[dict[str, str]], str]:
-        """System rules, one-shot example, sources + first question, then the conversation so far."""
+                  question: str, owner: str = "", texts: dict[int, str] | None = None,
+                  ) -> tuple[list[dict[str, str]], str]:
+        """System rules, one-shot example, sources (`texts`: as cut for the prompt) + first question, then the
+        conversation so far."""
         system = load_prompt("answer-system", lang)
         user = load_prompt("answer-user", lang)
         example = load_prompt("example", lang)
@@ -241,7 +299,8 @@ class AnswerPipeline:
             messages += [{"role": "user", "content": ex_question.strip()},
                          {"role": "assistant", "content": ex_answer.strip()}]
         messages.append({"role": "user",
-                         "content": user.render(sources=self._format_sources(citations, lang), question=first)})
+                         "content": user.render(sources=self._format_sources(citations, lang, texts),
+                                                question=first)})
         if history:
             messages.append({"role": "assistant", "content": self._model_turn(owner, history[0].answer, citations)})
             for turn in history[1:]:
@@ -264,10 +323,12 @@ class AnswerPipeline:
             yield from self._refuse(found, "no relevant passage")
             return
         model = self._model_provider()
+        t_prompt = time.monotonic()
         citations = [_citation(n, h) for n, h in enumerate(self._fit(self._candidates(found), model), start=1)]
-        messages, prompt_ref = self._messages(found.language, citations, found.history, question, owner)
+        texts = self._prompt_texts(citations, found, question, model)
+        messages, prompt_ref = self._messages(found.language, citations, found.history, question, owner, texts)
         yield SourcesShown(citations, prompt_ref)
-        draft = _Draft(retrieved_s=found.retrieved_s)
+        draft = _Draft(retrieved_s=found.retrieved_s, prepared_s=time.monotonic() - t_prompt)
         yield from self._generate(model, messages, len(citations), cancel, draft)
         shown = _Shown(model, prompt_ref, citations)
         if draft.doubtful:
@@ -333,8 +394,8 @@ class AnswerPipeline:
         finally:
             pieces.close()
         draft.doubt = stats.watched_first_p
-        draft.timings = {"retrieval_s": draft.retrieved_s,
-                         "first_token_s": (stats.first_token_s or 0.0) + draft.retrieved_s,
+        draft.timings = {"retrieval_s": draft.retrieved_s, "prompt_s": draft.prepared_s,
+                         "first_token_s": (stats.first_token_s or 0.0) + draft.retrieved_s + draft.prepared_s,
                          "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
         if draft.doubtful:
             return

@@ -81,7 +81,7 @@ def _lead_in(sentences: list[str], i: int) -> int | None:
     return block.start if block.start != i and _is_lead_in(sentences[block.start]) else None
 
 
-def _weights(found_question: list[set[int]]) -> dict[int, float]:
+def question_weights(found_question: list[set[int]]) -> dict[int, float]:
     """Question stems weighted by how few of the passage's sentences hold them (the distinctive ones count most)."""
     n = len(found_question)
     df = Counter(t for f in found_question for t in f)
@@ -156,7 +156,7 @@ def choose_quote(claim: set[int], question: set[int], passage_sentences: list[st
     stems = [terms(s) for s in sentences]
     found_claim = [claim & t for t in stems]
     found_question = [question & t for t in stems]
-    weight = _weights(found_question)
+    weight = question_weights(found_question)
     open_weight = {t: w for t, w in weight.items() if t not in answered}
     chosen = _first(found_claim, found_question, claim, open_weight, sentences)
     if not chosen:
@@ -180,7 +180,7 @@ def answering_quote(question: set[int], passage_sentences: list[str], terms: Ter
         return None
     stems = [terms(s) for s in passage_sentences]
     found = [question & t for t in stems]
-    weight = _weights(found)
+    weight = question_weights(found)
     total = sum(weight.get(t, math.log(1 + len(found))) for t in question)  # a stem no sentence holds counts fully
     best: tuple[float, int, list[int]] | None = None
     for i in range(len(passage_sentences)):

@@ -573,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate-only", action="store_true", help="stop after the threshold sweep (no LLM)")
     parser.add_argument("--answer-sources", type=int, default=None,
                         help="passages given to the model (default: the settings default)")
+    parser.add_argument("--prompt-source-tokens", type=int, default=None,
+                        help="tokens of each source the prompt shows, the first three times as many (0: whole "
+                             "passages; default: the settings default)")
     parser.add_argument("--source-cosine-margin", type=float, default=None,
                         help="source cut: cosine margin to the best candidate (default: the settings default)")
     parser.add_argument("--refusal-probability", type=float, default=None,
@@ -646,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
                 idx.settings.answer_sources = args.answer_sources
             if args.source_cosine_margin is not None:
                 idx.settings.source_cosine_margin = args.source_cosine_margin
+            if args.prompt_source_tokens is not None:
+                idx.settings.prompt_source_tokens = args.prompt_source_tokens
             if args.refusal_probability is not None:
                 idx.settings.refusal_probability = args.refusal_probability
             if args.quote_paraphrases is not None:
@@ -687,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threshold_en": cdd_idx.settings.relevance_threshold_en,
                 "answer_sources": cdd_idx.settings.answer_sources,
                 "source_cosine_margin": cdd_idx.settings.source_cosine_margin,
+                "prompt_source_tokens": cdd_idx.settings.prompt_source_tokens,
                 "refusal_probability": cdd_idx.settings.refusal_probability,
                 "quote_paraphrases": cdd_idx.settings.quote_paraphrases,
                 "judge_rules": JUDGE_RULES,

@@ -43,9 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--llm", type=Path, default=DEFAULT_LLM)
+    parser.add_argument("--prompt-source-tokens", type=int, default=None,
+                        help="sources cut for the prompt (0: whole passages; default: the settings default)")
     add_common_args(parser)
     args = parser.parse_args(argv)
     idx, _ = open_cdd(args.home, args)
+    if args.prompt_source_tokens is not None:
+        idx.settings.prompt_source_tokens = args.prompt_source_tokens
     model = LocalModel(idx.settings)
     pipeline = AnswerPipeline(idx, lambda: model)
     rows: list[dict[str, Any]] = []
@@ -59,12 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         if not found.relevant(idx.settings):
             continue
         citations = [_citation(n, h) for n, h in enumerate(pipeline._fit(pipeline._candidates(found), model), 1)]
-        messages, _ = pipeline._messages(found.language, citations, [], q.question)
+        started = time.monotonic()
+        texts = pipeline._prompt_texts(citations, found, q.question, model)
+        cut_s = time.monotonic() - started
+        messages, _ = pipeline._messages(found.language, citations, [], q.question, texts=texts)
         system, example = messages[0]["content"], messages[1:-1]
-        sources = pipeline._format_sources(citations, found.language)
+        sources = pipeline._format_sources(citations, found.language, texts)
         parts = {"system": model.count_tokens(system),
                  "example": sum(model.count_tokens(m["content"]) for m in example),
-                 "sources": model.count_tokens(sources), "question": model.count_tokens(q.question)}
+                 "sources": model.count_tokens(sources), "question": model.count_tokens(q.question),
+                 "cut_s": round(cut_s, 3)}
         by_lang.setdefault(found.language, []).append({"id": q.id, "messages": messages, **parts})
         rows.append(by_lang[found.language][-1])
     for lang_rows in by_lang.values():
@@ -89,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         values = [r[key] for r in rows if r.get(key) is not None]
         return round(statistics.median(values), 3) if values else None
 
-    keys = ["system", "example", "sources", "question", "template_and_labels", "total"]
+    keys = ["system", "example", "sources", "question", "template_and_labels", "total", "cut_s"]
     summary = {k: med(k) for k in keys} | {"ttft_cold_s": med("ttft_cold_s"), "ttft_warm_s": med("ttft_warm_s")}
-    path = write_result(NAME, {"questions": len(rows), "rows": rows, "median": summary}, args.output)
+    path = write_result(NAME, {"questions": len(rows), "prompt_source_tokens": idx.settings.prompt_source_tokens,
+                               "rows": rows, "median": summary}, args.output)
     print(markdown_table(["id", *keys, "TTFT cold s", "TTFT warm s"],
                          [[r["id"], *[r[k] for k in keys], r["ttft_cold_s"], r.get("ttft_warm_s")] for r in rows]
                          + [["**median**", *[summary[k] for k in keys], summary["ttft_cold_s"],
