@@ -692,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threshold_en": cdd_idx.settings.relevance_threshold_en,
                 "answer_sources": cdd_idx.settings.answer_sources,
                 "source_cosine_margin": cdd_idx.settings.source_cosine_margin,
-                "prompt_source_tokens": cdd_idx.settings.prompt_source_tokens,
+                "prompt_source_tokens": getattr(cdd_idx.settings, "prompt_source_tokens", None),  # older checkouts
                 "refusal_probability": cdd_idx.settings.refusal_probability,
                 "quote_paraphrases": cdd_idx.settings.quote_paraphrases,
                 "judge_rules": JUDGE_RULES,

@@ -10,6 +10,10 @@ tokenizer: system rules, worked example, sources, question, chat-template overhe
   prompt and evaluates only what follows the longest common token prefix: the system rules and the example).
 
     python bench/prompt_bench.py --questions 8
+    python bench/prompt_bench.py --questions 80 --tokens-only --prompt-source-tokens 0   # whole sources, counts only
+
+Sources are shown as the pipeline shows them to the model: cut to `prompt_source_tokens` (app/source_trim.py) and
+with their short prompt labels; `cut_s` is the time the cut took.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--llm", type=Path, default=DEFAULT_LLM)
+    parser.add_argument("--tokens-only", action="store_true",
+                        help="count the prompt's parts only (no TTFT; seconds for many questions)")
     parser.add_argument("--prompt-source-tokens", type=int, default=None,
                         help="sources cut for the prompt (0: whole passages; default: the settings default)")
     add_common_args(parser)
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                  "cut_s": round(cut_s, 3)}
         by_lang.setdefault(found.language, []).append({"id": q.id, "messages": messages, **parts})
         rows.append(by_lang[found.language][-1])
-    for lang_rows in by_lang.values():
+    for lang_rows in ([] if args.tokens_only else by_lang.values()):
         previous = None
         for row in lang_rows:
             model._llm.reset()
@@ -98,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return round(statistics.median(values), 3) if values else None
 
     keys = ["system", "example", "sources", "question", "template_and_labels", "total", "cut_s"]
+    for row in rows:
+        for k in ("template_and_labels", "total", "ttft_cold_s"):
+            row.setdefault(k, None)
     summary = {k: med(k) for k in keys} | {"ttft_cold_s": med("ttft_cold_s"), "ttft_warm_s": med("ttft_warm_s")}
     path = write_result(NAME, {"questions": len(rows), "prompt_source_tokens": idx.settings.prompt_source_tokens,
                                "rows": rows, "median": summary}, args.output)
