@@ -13,7 +13,7 @@ two thirds of the prompt). A source longer than its budget keeps, in the passage
 
 The analyst, the citations, the grounding checks and the quotes still see the whole passage: only the prompt
 is cut. Off by default (`prompt_source_tokens = 0`): on the answer benchmark's development half a budget of 100
-made the first token come 13 % sooner but lost 2 of 62 correct answers, mostly where a table's rows were cut
+made the first token come 14 % sooner but lost 2 of 62 correct answers; a table's rows are cut badly
 (docs/benchmarks.md).
 """
 

@@ -95,7 +95,7 @@ class VigieSettings(BaseSettings):
     prompt_source_tokens: int = Field(0, ge=0, description="Tokens of each source the prompt shows (the first "
                                       "source three times as many): a longer passage is cut to the sentences that "
                                       "bear on the question, the analyst still sees it whole (app/source_trim.py). "
-                                      "0 (default): whole passages; 100 cut TTFT by 13 % but lost 2 of 62 correct "
+                                      "0 (default): whole passages; 100 cut TTFT p50 by 14 % but lost 2 of 62 correct "
                                       "answers on the development half (docs/benchmarks.md).")
     source_cosine_margin: float = Field(0.02, ge=0.0, description="Give the model only passages whose dense cosine "
                                         "is within this margin of the best one (fewer look-alike distractors).")
