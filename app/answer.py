@@ -35,6 +35,8 @@ CLOSEST_DOCUMENTS = 3  # listed by a refusal
 FIRST_SOURCE_SHARE = 3  # the first (most relevant) source may take this many times `prompt_source_tokens`
 PROMPT_HEADINGS = 3  # section levels a source's label shows the model: the article and the two titles above it
 PROMPT_TITLE_CHARS = 60  # a longer document title shows the model its first " — " segment only
+# How sources are laid out in the prompt, recorded in every answer's prompt version: 2 = short labels (prompt_label),
+# "-cutN" when they were cut to N tokens (1, unrecorded: the full citation label, whole passages)
 DRAFTS_KEPT = 256  # drafts remembered for follow-ups (KV cache reuse)
 _EXAMPLE_SPLIT = "\n=====\n"  # question / answer of one example
 _EXAMPLES_SPLIT = "\n-----\n"  # between examples
@@ -307,7 +309,8 @@ class AnswerPipeline:
                 messages += [{"role": "user", "content": turn.question},
                              {"role": "assistant", "content": self._model_turn(owner, turn.answer, citations)}]
             messages.append({"role": "user", "content": question})
-        return messages, f"{system.ref}+{user.ref}+{example.ref}"
+        layout = f"sources@2-cut{self.settings.prompt_source_tokens}" if texts else "sources@2"
+        return messages, f"{system.ref}+{user.ref}+{example.ref}+{layout}"
 
     # ---- answering ----------------------------------------------------------------------------------------
     def stream(self, question: str, history: list[Turn] | None = None, flt: SearchFilter | None = None,

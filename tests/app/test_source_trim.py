@@ -131,8 +131,10 @@ def test_the_prompt_shows_cut_sources_and_the_citations_keep_the_whole_passage(t
     pipeline = AnswerPipeline(_Index(), lambda: None)  # type: ignore[arg-type]
     c = Citation(n=1, document="Code", path="/c.md", page=None, page_end=None, section="Article L1411-4",
                  chunk_id="c1", text=L1411_4)
-    messages, _ = pipeline._messages("fr", [c], [], "Durée ?", texts={1: f"{GAP} quatre ans {GAP}"})
+    messages, ref = pipeline._messages("fr", [c], [], "Durée ?", texts={1: f"{GAP} quatre ans {GAP}"})
     assert f"« {GAP} quatre ans {GAP} »" in messages[-1]["content"]
+    assert ref.endswith(f"+sources@2-cut{_Index.settings.prompt_source_tokens}")  # recorded with the answer
+    assert pipeline._messages("fr", [c], [], "Durée ?")[1].endswith("+sources@2")
     assert "décision d'homologation" not in messages[-1]["content"]
     assert c.text == L1411_4
 
