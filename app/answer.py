@@ -115,14 +115,18 @@ def _citation(n: int, hit: SearchHit) -> Citation:
                     doc_sha256=c.doc_sha256, classification=c.access.classification, groups=list(c.access.groups))
 
 
-def citation_label(c: Citation) -> str:
-    """'Document, p. 3-4, Section > Subsection': where a citation points, for prompts and reports."""
-    parts = [c.document]
+def _label(document: str, c: Citation, section: str) -> str:
+    parts = [document]
     if c.page is not None:
         parts.append(f"p. {c.page}" if c.page_end in (None, c.page) else f"p. {c.page}-{c.page_end}")
-    if c.section:
-        parts.append(c.section)
+    if section:
+        parts.append(section)
     return ", ".join(parts)
+
+
+def citation_label(c: Citation) -> str:
+    """'Document, p. 3-4, Section > Subsection': where a citation points, for reports, exports and the UI."""
+    return _label(c.document, c, c.section)
 
 
 def prompt_label(c: Citation) -> str:
@@ -131,12 +135,7 @@ def prompt_label(c: Citation) -> str:
     title = c.document
     if len(title) > PROMPT_TITLE_CHARS and " — " in title:
         title = title.split(" — ", 1)[0]
-    parts = [title]
-    if c.page is not None:
-        parts.append(f"p. {c.page}" if c.page_end in (None, c.page) else f"p. {c.page}-{c.page_end}")
-    if c.section:
-        parts.append(" > ".join(c.section.split(" > ")[-PROMPT_HEADINGS:]))
-    return ", ".join(parts)
+    return _label(title, c, " > ".join(c.section.split(" > ")[-PROMPT_HEADINGS:]) if c.section else "")
 
 
 @dataclass
