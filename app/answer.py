@@ -398,7 +398,8 @@ class AnswerPipeline:
         draft.doubt = stats.watched_first_p
         draft.timings = {"retrieval_s": draft.retrieved_s, "prompt_s": draft.prepared_s,
                          "first_token_s": (stats.first_token_s or 0.0) + draft.retrieved_s + draft.prepared_s,
-                         "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens)}
+                         "generation_s": stats.total_s, "completion_tokens": float(stats.completion_tokens),
+                         "prompt_tokens": float(stats.prompt_tokens), "reused_tokens": float(stats.reused_tokens)}
         if draft.doubtful:
             return
         for out in [*cleaner.feed(head if not draft.streamed else ""), *cleaner.flush()]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.prompt_slots import PromptSlots
 from index.settings import VigieSettings
 from ingest.files import file_sha256
 
@@ -43,6 +44,7 @@ def verify_model_file(path: Path, expected_sha256: str) -> None:
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
+    reused_tokens: int = 0  # leading prompt tokens the context already held (not evaluated again)
     completion_tokens: int = 0
     first_token_s: float | None = None
     total_s: float = 0.0
@@ -67,7 +69,24 @@ class LocalModel:
                           n_gpu_layers=settings.llm_gpu_layers, verbose=False, seed=0)
         self.context = self._llm.n_ctx()
         self._lock = threading.Lock()
+        self.slots = PromptSlots(self._llm, settings.llm_prompt_slots)
+        self._stats: GenerationStats | None = None  # the running generation's (under the lock)
+        self._generate = self._llm.generate
+        self._llm.generate = self._generate_from_slots  # create_chat_completion calls it with the prompt tokens
         log.info("model %s loaded (context %d)", path.name, self.context)
+
+    def _generate_from_slots(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
+        """llama-cpp-python's `generate`, after swapping in the saved context that shares most with the prompt."""
+        reused = self.slots.prepare(tokens)
+        if self._stats is not None:
+            self._stats.prompt_tokens, self._stats.reused_tokens = len(tokens), reused
+        return self._generate(tokens, *args, **kwargs)
+
+    def forget_prompts(self) -> None:
+        """Drop the live context and every snapshot: the next prompt is evaluated in full (cold measurements)."""
+        with self._lock:
+            self.slots.clear()
+            self._llm.reset()
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=False))
@@ -110,6 +129,7 @@ class LocalModel:
         processors = LogitsProcessorList([self._watch_first(watch_first, stats)]) if watch_first else None
         with self._lock:
             started = time.monotonic()
+            self._stats = stats
             stream = self._llm.create_chat_completion(
                 messages, temperature=self.settings.llm_temperature, stream=True,
                 max_tokens=max_tokens or self.settings.llm_max_tokens, seed=0, logits_processor=processors)
@@ -127,6 +147,7 @@ class LocalModel:
                         yield piece
             finally:
                 stream.close()
+                self._stats = None
                 stats.total_s = time.monotonic() - started
 
     def complete_chat(self, messages: list[dict[str, str]], max_tokens: int = 96) -> str:

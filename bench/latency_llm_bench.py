@@ -3,7 +3,7 @@
 On the Code de la défense home of `answer_bench.py` (<home>/cdd, ingested if needed), for `--questions` questions
 (French and English answerable ones whose relevance passes the threshold), each repeat:
 
-(a) Vigie cold: `model._llm.reset()`, then wall time from the `AnswerPipeline.stream` call to its first "token"
+(a) Vigie cold: `model.forget_prompts()`, then wall time from the `AnswerPipeline.stream` call to its first "token"
     event (query embedding, retrieval, source fitting, prompt evaluation and the refusal-marker hold-back included);
 (b) bare llama.cpp cold: the exact messages Vigie built (`AnswerPipeline._messages` over the same sources) sent
     with `Llama.create_chat_completion(messages, stream=True, temperature=0)` to a second, separately loaded `Llama`
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for q in chosen:
             print(f"repeat {rep + 1}/{args.repeats} {q.id}", file=sys.stderr)
             row: dict[str, Any] = {"repeat": rep + 1, "id": q.id, "lang": q.lang, "question": q.question}
-            model._llm.reset()
+            model.forget_prompts()
             vigie = vigie_run(pipeline, q.question)
             answer = vigie.pop("_answer")
             # Follow-up right away: the KV cache holds this conversation.
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             warm = vigie_run(pipeline, follow_q, history)
             warm.pop("_answer")
             warm["same_sources"] = warm["sources"] == vigie["sources"]
-            model._llm.reset()
+            model.forget_prompts()
             cold = vigie_run(pipeline, follow_q, history)
             cold.pop("_answer")
             # Bare llama.cpp on exactly the messages Vigie built for (a).

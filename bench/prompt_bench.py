@@ -5,7 +5,7 @@ On the answer benchmark's index of both codes (`answer_bench.py`'s home, ingeste
 (`AnswerPipeline._messages` over the sources it would show) are split into parts and counted with the model's
 tokenizer: system rules, worked example, sources, question, chat-template overhead. Then, with the product's
 `LocalModel`, time to first token:
-- cold: `reset()` before the question (nothing cached);
+- cold: `forget_prompts()` before the question (nothing cached);
 - warm: right after another question of the same language (llama-cpp-python keeps the KV cache of the previous
   prompt and evaluates only what follows the longest common token prefix: the system rules and the example).
 
@@ -84,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     for lang_rows in ([] if args.tokens_only else by_lang.values()):
         previous = None
         for row in lang_rows:
-            model._llm.reset()
+            model.forget_prompts()
             row["ttft_cold_s"] = round(_ttft(model, row["messages"]), 3)
             # what the context holds now: the whole templated prompt (plus at most the one sampled token)
             row["total"] = int(model._llm.n_tokens)
             row["template_and_labels"] = row["total"] - sum(row[k] for k in ("system", "example", "sources",
                                                                               "question"))
             if previous is not None:
-                model._llm.reset()
+                model.forget_prompts()
                 _ttft(model, previous["messages"])  # the cache now holds the previous question's prompt
                 row["ttft_warm_s"] = round(_ttft(model, row["messages"]), 3)
             previous = row

@@ -89,6 +89,10 @@ class VigieSettings(BaseSettings):
     llm_gpu_layers: int = 0
     llm_max_tokens: int = Field(384, ge=16)
     llm_temperature: float = Field(0.0, ge=0.0)
+    llm_prompt_slots: int = Field(4, ge=0, le=64, description=(
+        "Context snapshots of recent prompts kept in RAM (about 29 KB per token each with the default model) and "
+        "restored when a new prompt shares more with one (another conversation's follow-up, the other "
+        "language); 0 = off."))
     generation_timeout_s: float = Field(180.0, gt=0)
     answer_sources: int = Field(3, ge=1, le=20)
     source_token_budget: int = Field(1400, ge=200)

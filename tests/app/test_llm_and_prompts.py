@@ -48,7 +48,7 @@ def test_generation_stops_at_the_deadline_and_on_cancel(model: LocalModel) -> No
 def test_temperature_zero_is_deterministic(model: LocalModel) -> None:
     messages = [{"role": "user", "content": "Donne un synonyme de « défense » en un mot."}]
     first = "".join(model.stream_chat(messages, max_tokens=12))
-    model._llm.reset()
+    model.forget_prompts()
     assert "".join(model.stream_chat(messages, max_tokens=12)) == first
 
 

@@ -105,8 +105,10 @@ async def chat_completions(req: ChatRequest, request: Request, principal: Princi
         return {"id": cid, "object": "chat.completion", "created": created, "model": MODEL_ID,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": answer.answer + sources_block(answer)}}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": int(answer.timings.get("completion_tokens", 0)),
-                          "total_tokens": int(answer.timings.get("completion_tokens", 0))},
+                "usage": {"prompt_tokens": int(answer.timings.get("prompt_tokens", 0)),
+                          "completion_tokens": int(answer.timings.get("completion_tokens", 0)),
+                          "total_tokens": int(answer.timings.get("prompt_tokens", 0))
+                          + int(answer.timings.get("completion_tokens", 0))},
                 "citations": answer.to_dict()["citations"], "refused": answer.refused,
                 "prompt_version": answer.prompt_version}
 

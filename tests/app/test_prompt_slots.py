@@ -1,0 +1,91 @@
+"""Context snapshots of recent prompts (app/prompt_slots.py) on the real default model and real code passages.
+
+A follow-up after another analyst's question in the other language must start from the restored context of its
+own conversation, and produce exactly what it produces when its conversation never left the context.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.llm import GenerationStats, LocalModel
+from app.prompt_slots import common_prefix
+from index.settings import VigieSettings
+from tests.model_paths import LLM_MODEL as GGUF
+
+CODE = Path(__file__).resolve().parents[2] / "samples" / "code-de-la-defense_partie-legislative_partie-1.md"
+
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel(VigieSettings(llm_model=GGUF, llm_max_tokens=16, llm_prompt_slots=2))
+
+
+def _conversation(lang: str, passage: str, question: str) -> list[dict[str, str]]:
+    system = ("Réponds en français, d'après la source seulement." if lang == "fr"
+              else "Answer in English, from the source only.")
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": f"Source [1] :\n{passage}\n\nQuestion : {question}"}]
+
+
+def _ask(model: LocalModel, messages: list[dict[str, str]]) -> tuple[str, GenerationStats]:
+    stats = GenerationStats()
+    return "".join(model.stream_chat(messages, stats=stats)), stats
+
+
+def test_common_prefix() -> None:
+    a = np.array([1, 2, 3, 4], dtype=np.intc)
+    assert common_prefix(a, np.array([1, 2, 9], dtype=np.intc)) == 2
+    assert common_prefix(a, a[:3]) == 3 and common_prefix(a, np.array([], dtype=np.intc)) == 0
+
+
+@pytest.mark.model
+def test_a_follow_up_after_another_conversation_resumes_its_own_context_exactly(model: LocalModel) -> None:
+    text = CODE.read_text(encoding="utf-8")
+    first = _conversation("fr", text[20_000:21_600], "Qui exerce la direction de la défense ?")
+    other = _conversation("en", text[40_000:41_600], "What does this article provide?")
+    answer, _ = _ask(model, first)
+    follow_up = [*first, {"role": "assistant", "content": answer},
+                 {"role": "user", "content": "Et qui le supplée ?"}]
+
+    # The reference: the follow-up right after its own answer (llama-cpp-python's live prefix reuse).
+    model.forget_prompts()
+    assert _ask(model, first)[0] == answer
+    expected, live = _ask(model, follow_up)
+    assert live.reused_tokens > 300  # the first question's prompt was not evaluated again
+
+    # Another analyst's question comes in between: the first conversation's context is saved, then restored.
+    model.forget_prompts()
+    _ask(model, first)
+    _, between = _ask(model, other)
+    assert between.reused_tokens < 10 and model.slots.stats.saved == 1
+    got, resumed = _ask(model, follow_up)
+    assert model.slots.stats.restored == 1
+    assert resumed.reused_tokens == live.reused_tokens and resumed.prompt_tokens == live.prompt_tokens
+    assert got == expected
+
+    # Without snapshots the same sequence evaluates the follow-up's whole prompt again.
+    model.forget_prompts()
+    model.slots.capacity = 0
+    try:
+        _ask(model, first)
+        _ask(model, other)
+        _, cold = _ask(model, follow_up)
+    finally:
+        model.slots.capacity = 2
+    assert cold.reused_tokens < 10 and model.slots.stats.restored == 0
+
+
+@pytest.mark.model
+def test_snapshots_are_bounded_and_forgotten(model: LocalModel) -> None:
+    text = CODE.read_text(encoding="utf-8")
+    model.forget_prompts()
+    for i in range(4):  # four different prompts: each one discards the previous context
+        _ask(model, _conversation("fr", text[10_000 + 3_000 * i:10_800 + 3_000 * i], "De quoi s'agit-il ?"))
+    assert len(model.slots._slots) == model.slots.capacity == 2
+    assert 0 < model.slots.held_bytes < 2 * 40_000 * 1024 * 2  # a few hundred tokens each, ~29 KB a token
+    model.forget_prompts()
+    assert not model.slots._slots and model._llm.n_tokens == 0
