@@ -69,7 +69,8 @@ class PromptSlots:
     def _live_tokens(self) -> np.ndarray:
         return np.asarray(self.llm.input_ids[: self.llm.n_tokens], dtype=np.intc)
 
-    def _save(self, tokens: np.ndarray) -> None:
+    def _save(self, tokens: np.ndarray, keep: bytes | None = None) -> None:
+        """Snapshot the live context; over capacity, the least recently used snapshot other than `keep` goes."""
         import llama_cpp
 
         ctx = self.llm._ctx.ctx
@@ -83,7 +84,8 @@ class PromptSlots:
         self._slots.pop(key, None)
         self._slots[key] = _Snapshot(tokens.copy(), buffer, written)
         while len(self._slots) > self.capacity:
-            self._slots.popitem(last=False)
+            oldest = next(k for k in self._slots if k != keep)
+            del self._slots[oldest]
         self.stats.saved += 1
 
     def _restore(self, key: bytes) -> bool:
@@ -117,9 +119,9 @@ class PromptSlots:
             match = common_prefix(snap.tokens, wanted)
             if match > best_match:
                 best_key, best_match = key, match
-        if len(live) - live_match >= self.min_gain:
-            self._save(live)  # what this prompt would overwrite: a later follow-up may want it back
-        swap = best_key is not None and best_match >= live_match + self.min_gain and best_key in self._slots
+        swap = best_key is not None and best_match >= live_match + self.min_gain
+        if len(live) - live_match >= self.min_gain:  # what this prompt would overwrite: a follow-up may want it back
+            self._save(live, keep=best_key if swap else None)
         if swap and self._restore(best_key):  # type: ignore[arg-type]
             self.stats.restored += 1
             self.stats.restored_tokens += best_match - live_match

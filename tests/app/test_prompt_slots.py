@@ -89,3 +89,47 @@ def test_snapshots_are_bounded_and_forgotten(model: LocalModel) -> None:
     assert 0 < model.slots.held_bytes < 2 * 40_000 * 1024 * 2  # a few hundred tokens each, ~29 KB a token
     model.forget_prompts()
     assert not model.slots._slots and model._llm.n_tokens == 0
+
+
+class _FakeLlama:
+    """Just what PromptSlots touches of llama_cpp.Llama: the token record and a context handle (one-layer unit
+    test of the slot choice and eviction; the real state copy is the model tests' above)."""
+
+    def __init__(self) -> None:
+        self.input_ids = np.zeros(4096, dtype=np.intc)
+        self.n_tokens = 0
+        self._requires_eval = False
+        self._ctx = type("Ctx", (), {"ctx": object(), "kv_cache_clear": lambda self: None})()
+
+    def hold(self, tokens: list[int]) -> None:
+        self.input_ids[: len(tokens)] = tokens
+        self.n_tokens = len(tokens)
+
+
+@pytest.fixture
+def fake_state(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    import llama_cpp
+
+    state: dict[str, object] = {}
+    monkeypatch.setattr(llama_cpp, "llama_state_get_size", lambda ctx: 8)
+    monkeypatch.setattr(llama_cpp, "llama_state_get_data", lambda ctx, buf, size: 8)
+    monkeypatch.setattr(llama_cpp, "llama_state_set_data", lambda ctx, buf, size: state.setdefault("set", size))
+    return state
+
+
+def test_the_snapshot_being_restored_is_never_the_one_evicted(fake_state: dict[str, object]) -> None:
+    from app.prompt_slots import PromptSlots
+
+    llm = _FakeLlama()
+    slots = PromptSlots(llm, capacity=1, min_gain=4)
+    conversation_a, conversation_b = list(range(100, 120)), list(range(200, 220))
+    llm.hold(conversation_a)
+    assert slots.prepare(conversation_b) == 0  # A saved, nothing to restore
+    llm.hold(conversation_b)
+    # A's follow-up: B is saved, the only slot is A's, which must survive to be restored
+    assert slots.prepare([*conversation_a, 7, 8]) == len(conversation_a)
+    assert llm.n_tokens == len(conversation_a) and llm._requires_eval and slots.stats.restored == 1
+    assert list(llm.input_ids[: llm.n_tokens]) == conversation_a
+    # a prompt sharing fewer than min_gain more tokens than the live context restores nothing
+    llm.hold([*conversation_a, 7, 8, 9])
+    assert slots.prepare([*conversation_a, 7, 8, 5]) == len(conversation_a) + 2 and slots.stats.restored == 1
