@@ -331,7 +331,8 @@ class AnswerPipeline:
         messages, prompt_ref = self._messages(found.language, citations, found.history, question, owner, texts)
         yield SourcesShown(citations, prompt_ref)
         draft = _Draft(retrieved_s=found.retrieved_s, prepared_s=time.monotonic() - t_prompt)
-        yield from self._generate(model, messages, len(citations), cancel, draft)
+        shared = self._format_sources(citations, found.language, texts)  # the prompt's last part not the asker's own
+        yield from self._generate(model, messages, len(citations), cancel, draft, owner, shared)
         shown = _Shown(model, prompt_ref, citations)
         if draft.doubtful:
             yield from self._refuse(found, f"the model doubts the sources answer (refusal marker probability "
@@ -370,15 +371,19 @@ class AnswerPipeline:
                           time.monotonic() - t0)
 
     def _generate(self, model: LocalModel, messages: list[dict[str, str]], n_sources: int,
-                  cancel: threading.Event | None, draft: _Draft) -> Iterator[AnswerEvent]:
+                  cancel: threading.Event | None, draft: _Draft, owner: str = "",
+                  shared: str | None = None) -> Iterator[AnswerEvent]:
         """Stream the model's tokens with invalid [n] removed; the first characters are held back until they
-        cannot be the refusal marker, and generation stops before anything shows if the model doubts."""
+        cannot be the refusal marker, and generation stops before anything shows if the model doubts.
+
+        `owner` and `shared` scope the model's context cache: another asker's cached prompt is reused only up
+        to the end of `shared` (the sources), never into their question or history."""
         stats = GenerationStats()
         deadline = time.monotonic() + self.settings.generation_timeout_s
         cleaner = CitationStreamFilter(n_sources)
         head, generated = "", []
         pieces = model.stream_chat(messages, cancel=cancel, deadline=deadline, stats=stats,
-                                   watch_first=model.first_tokens(REFUSAL_MARKERS))
+                                   watch_first=model.first_tokens(REFUSAL_MARKERS), owner=owner, shared_until=shared)
         try:
             for piece in pieces:
                 generated.append(piece)

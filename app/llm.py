@@ -71,16 +71,30 @@ class LocalModel:
         self._lock = threading.Lock()
         self.slots = PromptSlots(self._llm, settings.llm_prompt_slots)
         self._stats: GenerationStats | None = None  # the running generation's (under the lock)
+        self._asker: tuple[str, str | None] = ("", None)  # the running generation's owner and shared text
         self._generate = self._llm.generate
         self._llm.generate = self._generate_from_slots  # create_chat_completion calls it with the prompt tokens
         log.info("model %s loaded (context %d)", path.name, self.context)
 
     def _generate_from_slots(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
         """llama-cpp-python's `generate`, after swapping in the saved context that shares most with the prompt."""
-        reused = self.slots.prepare(tokens)
+        owner, shared_until = self._asker
+        shared = self.shared_prefix(tokens, shared_until) if shared_until is not None else 0
+        reused = self.slots.prepare(tokens, owner, shared)
         if self._stats is not None:
             self._stats.prompt_tokens, self._stats.reused_tokens = len(tokens), reused
         return self._generate(tokens, *args, **kwargs)
+
+    def shared_prefix(self, tokens: Sequence[int], until: str) -> int:
+        """How many leading `tokens` end at or before the end of the first occurrence of `until` in their text
+        (0 when it does not occur): the part of a prompt a context cached for another user may supply."""
+        pieces = [self._llm.detokenize([t], special=True) for t in tokens]
+        at = b"".join(pieces).find(until.encode())
+        if at < 0:
+            log.warning("prompt slots: the shared part of the prompt was not found in its tokens; not sharing")
+            return 0
+        ends = np.cumsum([len(p) for p in pieces])
+        return int(np.searchsorted(ends, at + len(until.encode()), side="right"))
 
     def forget_prompts(self) -> None:
         """Drop the live context and every snapshot: the next prompt is evaluated in full (cold measurements)."""
@@ -117,8 +131,12 @@ class LocalModel:
 
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                     cancel: threading.Event | None = None, deadline: float | None = None,
-                    stats: GenerationStats | None = None, watch_first: set[int] | None = None) -> Iterator[str]:
+                    stats: GenerationStats | None = None, watch_first: set[int] | None = None,
+                    owner: str = "", shared_until: str | None = None) -> Iterator[str]:
         """Yield text pieces of the assistant reply (chat template from the GGUF metadata).
+
+        `owner` is who asks: the context cached after their own prompts is reused in full, but of one cached
+        for another owner only the prompt's text up to the end of `shared_until` (none without it).
 
         With `watch_first`, `stats.watched_first_p` is set, before the first piece is yielded, to the probability
         the model gave those token ids as its first token (read from the logits; sampling is unchanged).
@@ -129,7 +147,7 @@ class LocalModel:
         processors = LogitsProcessorList([self._watch_first(watch_first, stats)]) if watch_first else None
         with self._lock:
             started = time.monotonic()
-            self._stats = stats
+            self._stats, self._asker = stats, (owner, shared_until)
             stream = self._llm.create_chat_completion(
                 messages, temperature=self.settings.llm_temperature, stream=True,
                 max_tokens=max_tokens or self.settings.llm_max_tokens, seed=0, logits_processor=processors)
@@ -147,9 +165,5 @@ class LocalModel:
                         yield piece
             finally:
                 stream.close()
-                self._stats = None
+                self._stats, self._asker = None, ("", None)
                 stats.total_s = time.monotonic() - started
-
-    def complete_chat(self, messages: list[dict[str, str]], max_tokens: int = 96) -> str:
-        """Non-streamed short completion (follow-up condensation)."""
-        return "".join(self.stream_chat(messages, max_tokens=max_tokens)).strip()

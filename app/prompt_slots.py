@@ -8,6 +8,12 @@ it, and the next follow-up of the first conversation re-evaluates its sources an
 state serialisation: the KV cells in use and the last logits, about 29 KB per token for the default model) and
 swaps one back in when it shares at least `min_gain` more leading tokens with the new prompt than the live
 context does. Restoring gives exactly the state the live prefix reuse would have given (tests/app/test_prompt_slots.py).
+
+The cache is shared by every user of one engine, so each cached context carries its owner. A prompt reuses all
+it shares with its owner's own contexts, but from another owner's only its `shared` leading tokens (system
+rules, worked example and sources: what comes before the asker's question and history). Reusing more would
+tell a caller, through `reused_tokens` or the time to the first word, how many leading tokens of someone
+else's question match theirs (docs/security.md).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 @dataclass
 class _Snapshot:
     tokens: np.ndarray  # the tokens whose KV cells the state holds, in order
+    owner: str  # whose prompt they were
     state: Any  # ctypes buffer filled by llama_state_get_data
     size: int
 
@@ -44,6 +51,7 @@ class SlotStats:
     saved: int = 0
     restored: int = 0
     restored_tokens: int = 0  # prompt tokens a restore spared from evaluation, over all restores
+    capped: int = 0  # prompts whose reuse of another owner's context stopped at their shared prefix
 
 
 class PromptSlots:
@@ -55,6 +63,7 @@ class PromptSlots:
         self.capacity = capacity
         self.min_gain = min_gain
         self._slots: OrderedDict[bytes, _Snapshot] = OrderedDict()  # oldest first
+        self._live_owner = ""  # whose prompt the live context holds
         self.stats = SlotStats()
 
     @property
@@ -69,7 +78,7 @@ class PromptSlots:
     def _live_tokens(self) -> np.ndarray:
         return np.asarray(self.llm.input_ids[: self.llm.n_tokens], dtype=np.intc)
 
-    def _save(self, tokens: np.ndarray, keep: bytes | None = None) -> None:
+    def _save(self, tokens: np.ndarray, owner: str, keep: bytes | None = None) -> None:
         """Snapshot the live context; over capacity, the least recently used snapshot other than `keep` goes."""
         import llama_cpp
 
@@ -80,9 +89,9 @@ class PromptSlots:
         if written <= 0 or written > size:
             log.warning("llama.cpp returned %d bytes of state (buffer %d): snapshot skipped", written, size)
             return
-        key = tokens.tobytes()
+        key = owner.encode() + b"\0" + tokens.tobytes()
         self._slots.pop(key, None)
-        self._slots[key] = _Snapshot(tokens.copy(), buffer, written)
+        self._slots[key] = _Snapshot(tokens.copy(), owner, buffer, written)
         while len(self._slots) > self.capacity:
             oldest = next(k for k in self._slots if k != keep)
             del self._slots[oldest]
@@ -96,7 +105,6 @@ class PromptSlots:
             log.warning("llama.cpp refused a saved state of %d bytes: evaluating the prompt in full", snap.size)
             self._slots.pop(key)
             self.llm.reset()
-            self.llm._ctx.kv_cache_clear()
             return False
         n = len(snap.tokens)
         self.llm.input_ids[:n] = snap.tokens
@@ -105,26 +113,47 @@ class PromptSlots:
         self._slots.move_to_end(key)
         return True
 
-    def prepare(self, prompt: Sequence[int]) -> int:
+    def prepare(self, prompt: Sequence[int], owner: str = "", shared: int | None = None) -> int:
         """Save the live context if the prompt would discard much of it, and restore the snapshot sharing the
-        longest prefix with `prompt` when that beats the live context by `min_gain`; returns the leading prompt
-        tokens the context now holds (what llama.cpp will not evaluate again)."""
+        longest usable prefix with `prompt` when that beats the live context by `min_gain`; returns the leading
+        prompt tokens the context now holds (what llama.cpp will not evaluate again).
+
+        `owner` is the asker; of a context cached for someone else only the prompt's first `shared` tokens are
+        used (default: all of them), and the live context is cut there before llama.cpp compares it."""
         wanted = np.asarray(prompt, dtype=np.intc)
+        limit = len(wanted) if shared is None else max(0, min(shared, len(wanted)))
+
+        def usable(tokens: np.ndarray, of: str) -> int:
+            match = common_prefix(tokens, wanted)
+            return match if of == owner else min(match, limit)
+
         live = self._live_tokens()
-        live_match = common_prefix(live, wanted)
-        if self.capacity <= 0:
+        live_match = usable(live, self._live_owner)
+        try:
+            best_key, best_match = None, live_match
+            for key, snap in self._slots.items() if self.capacity > 0 else ():
+                match = usable(snap.tokens, snap.owner)
+                if match > best_match:
+                    best_key, best_match = key, match
+            swap = best_key is not None and best_match >= live_match + self.min_gain
+            if self.capacity > 0 and len(live) - live_match >= self.min_gain:  # a follow-up may want it back
+                self._save(live, self._live_owner, keep=best_key if swap else None)
+            if swap:
+                if not self._restore(best_key):  # type: ignore[arg-type]
+                    return 0  # the context was reset: the prompt is evaluated in full
+                self._cut(best_match, common_prefix(self._slots[best_key].tokens, wanted))  # type: ignore[index]
+                self.stats.restored += 1
+                self.stats.restored_tokens += best_match - live_match
+                log.debug("prompt slots: restored a context sharing %d tokens (live: %d)", best_match, live_match)
+                return best_match
+            self._cut(live_match, common_prefix(live, wanted))
             return live_match
-        best_key, best_match = None, live_match
-        for key, snap in self._slots.items():
-            match = common_prefix(snap.tokens, wanted)
-            if match > best_match:
-                best_key, best_match = key, match
-        swap = best_key is not None and best_match >= live_match + self.min_gain
-        if len(live) - live_match >= self.min_gain:  # what this prompt would overwrite: a follow-up may want it back
-            self._save(live, keep=best_key if swap else None)
-        if swap and self._restore(best_key):  # type: ignore[arg-type]
-            self.stats.restored += 1
-            self.stats.restored_tokens += best_match - live_match
-            log.debug("prompt slots: restored a context sharing %d tokens (live context: %d)", best_match, live_match)
-            return best_match
-        return live_match
+        finally:
+            self._live_owner = owner
+
+    def _cut(self, usable: int, shared: int) -> None:
+        """Keep only the first `usable` tokens of the context when it shares more (another owner's text)."""
+        if usable < shared:
+            self.llm.n_tokens = usable  # llama.cpp's eval drops the KV cells after n_tokens
+            self.llm._requires_eval = True
+            self.stats.capped += 1

@@ -55,13 +55,13 @@ def _sequence(pipeline: Any, model: Any, pairs: list[tuple[Any, Any]], slots: in
     model.slots.capacity = slots
     rows = []
     for i, (a, b) in enumerate(pairs):
-        first_a = vigie_run(pipeline, a.question)
+        first_a = vigie_run(pipeline, a.question, owner="analyst-a")
         answer_a = first_a.pop("_answer")
-        first_b = vigie_run(pipeline, b.question)
+        first_b = vigie_run(pipeline, b.question, owner="analyst-b")
         answer_b = first_b.pop("_answer")
-        follow_a = vigie_run(pipeline, FOLLOW_UPS[a.lang], [Turn(a.question, answer_a.answer)])
+        follow_a = vigie_run(pipeline, FOLLOW_UPS[a.lang], [Turn(a.question, answer_a.answer)], owner="analyst-a")
         follow_a.pop("_answer")
-        follow_b = vigie_run(pipeline, FOLLOW_UPS[b.lang], [Turn(b.question, answer_b.answer)])
+        follow_b = vigie_run(pipeline, FOLLOW_UPS[b.lang], [Turn(b.question, answer_b.answer)], owner="analyst-b")
         follow_b.pop("_answer")
         row = {"pair": i + 1, "a": a.id, "b": b.id, "slots": slots,
                "steps": dict(zip(STEPS, (first_a, first_b, follow_a, follow_b), strict=True))}

@@ -33,15 +33,15 @@ FOLLOW_UPS = {"fr": "Quel article du code le prévoit ?", "en": "Which article o
 TTFT_FOLLOWUP_TARGET_S = 1.0
 
 
-def vigie_run(pipeline: Any, question: str, history: list[Any] | None = None) -> dict[str, Any]:
-    """Stream one answer; wall TTFT from the call to the first token event, plus the final Answer."""
+def vigie_run(pipeline: Any, question: str, history: list[Any] | None = None, owner: str = "") -> dict[str, Any]:
+    """Stream one answer (asked by `owner`); wall TTFT from the call to the first token event, plus the Answer."""
     from app.events import Done, Token
 
     t0 = time.perf_counter()
     first = None
     first_text = ""
     answer = None
-    for event in pipeline.stream(question, history):
+    for event in pipeline.stream(question, history, owner=owner):
         if isinstance(event, Token) and first is None:
             first = time.perf_counter() - t0
             first_text = event.text

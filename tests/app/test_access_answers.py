@@ -1,5 +1,6 @@
 """Answers under access control with the real default model: a planted Top Secret fact never reaches a reader
-without the clearance, by `/ask` or the OpenAI route, and planted instructions do not widen access."""
+without the clearance, by `/ask` or the OpenAI route, planted instructions do not widen access, and the shared
+context cache tells no one how much of someone else's question matches theirs."""
 
 from __future__ import annotations
 
@@ -39,13 +40,14 @@ def engine(tmp_path_factory):
     accounts = open_accounts(settings)
     accounts.add_user("lecteur-dr", PASSWORD, "DR")
     accounts.add_user("lecteur-ts", PASSWORD, "TS")
+    accounts.add_user("voisin-ts", PASSWORD, "TS")
     accounts.close()
     state = EngineState.build(settings, load_model=True)
     run_ingest([corpus / "np-note.md"], state.index)
     run_ingest([corpus / "ts"], state.index, access=AccessLabel(classification="TS"))
     client = TestClient(create_app(state))
     tokens = {u: client.post("/auth/login", json={"username": u, "password": PASSWORD}).json()["token"]
-              for u in ("lecteur-dr", "lecteur-ts")}
+              for u in ("lecteur-dr", "lecteur-ts", "voisin-ts")}
     yield client, tokens, state
     client.close()
     state.close()
@@ -87,3 +89,30 @@ def test_planted_instructions_do_not_change_the_rules(engine):
     assert SECRET not in text
     for c in answer["citations"]:
         assert c["document"] == "Note sur le port de Brest"
+
+
+def _source_ids(answer: dict) -> list[str]:
+    return [c["chunk_id"] for c in answer["sources"]]
+
+
+def test_the_context_cache_does_not_tell_how_much_of_another_analysts_question_matches(engine):
+    """An attacker with the same sources asks a question that starts like the victim's, right after it. The
+    prompt tokens the cache spares them (reported as `reused_tokens`, and felt in the time to the first word)
+    must not depend on the victim's question: the same as after a victim's question that shares no word."""
+    client, tokens, state = engine
+    probe = f"{QUESTION[:-2]} et combien de frégates mobilise-t-elle ?"  # the victim's question, then more
+
+    def after(first_user: str, first_question: str) -> dict:
+        state.get_model().forget_prompts()
+        _, first = _ask(client, tokens[first_user], first_question)
+        _, answer = _ask(client, tokens["voisin-ts"], probe)
+        assert not first["refused"] and not answer["refused"], (first, answer)
+        assert _source_ids(first) == _source_ids(answer)  # same sources: only the questions differ
+        return answer["timings"]
+
+    matching = after("lecteur-ts", QUESTION)
+    unrelated = after("lecteur-ts", "Combien de frégates mobilise l'opération du port de Brest ?")
+    assert 0 < matching["reused_tokens"] == unrelated["reused_tokens"] < matching["prompt_tokens"]
+    # The same questions from one analyst: their own context is reused past the sources, into the question.
+    own = after("voisin-ts", QUESTION)
+    assert own["reused_tokens"] > matching["reused_tokens"] + 10

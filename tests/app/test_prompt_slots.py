@@ -133,3 +133,31 @@ def test_the_snapshot_being_restored_is_never_the_one_evicted(fake_state: dict[s
     # a prompt sharing fewer than min_gain more tokens than the live context restores nothing
     llm.hold([*conversation_a, 7, 8, 9])
     assert slots.prepare([*conversation_a, 7, 8, 5]) == len(conversation_a) + 2 and slots.stats.restored == 1
+
+
+def test_another_owners_context_is_reused_only_up_to_the_shared_prefix(fake_state: dict[str, object]) -> None:
+    from app.prompt_slots import PromptSlots
+
+    llm = _FakeLlama()
+    slots = PromptSlots(llm, capacity=3, min_gain=4)
+    sources = list(range(1, 31))  # what both prompts show: rules, example, sources
+    victim = [*sources, 500, 501, 502, 503, 504, 505]  # then the victim's question
+    attacker = [*sources, 500, 501, 502, 503, 900]  # a question starting like the victim's
+    assert slots.prepare(victim, owner="victim", shared=30) == 0
+    llm.hold(victim)
+    # llama.cpp would reuse 34 tokens; the attacker gets the 30 shared ones, and the context is cut there
+    assert slots.prepare(attacker, owner="attacker", shared=30) == 30
+    assert llm.n_tokens == 30 and llm._requires_eval and slots.stats.capped == 1
+    llm.hold(attacker)
+    # the victim's follow-up gets their whole saved context back, their own question included
+    assert slots.prepare([*victim, 7, 8, 9, 10], owner="victim", shared=30) == len(victim)
+    assert slots.stats.restored == 1
+    llm.hold([*victim, 7, 8, 9, 10])
+    # the live context (the victim's) serves a third analyst only up to the shared prefix
+    assert slots.prepare([*victim, 11], owner="third", shared=30) == 30 and llm.n_tokens == 30
+    llm.hold([*sources, 42, 43, 44, 45, 46])
+    # and so does a snapshot of it: the attacker's own snapshot (34 tokens in common) wins over the victim's (30)
+    assert slots.prepare([*victim, 12], owner="attacker", shared=30) == 34 and slots.stats.restored == 2
+    # and an owner's own context is reused in full
+    llm.hold(attacker)
+    assert slots.prepare([*attacker, 12], owner="attacker", shared=30) == len(attacker)

@@ -80,7 +80,7 @@ class _DoubtfulModel(_Model):
     def first_tokens(texts) -> set[int]:
         return {1}
 
-    def stream_chat(self, messages, cancel=None, deadline=None, stats=None, watch_first=None):
+    def stream_chat(self, messages, cancel=None, deadline=None, stats=None, watch_first=None, **_scope):
         stats.watched_first_p = 0.4 if watch_first else None
         for piece in ("Le site ouvre à 7 h", " [1]."):
             self.pieces += 1
@@ -114,7 +114,7 @@ class _RecordingModel(_DoubtfulModel):
         super().__init__()
         self.seen: list[list[dict]] = []
 
-    def stream_chat(self, messages, cancel=None, deadline=None, stats=None, watch_first=None):
+    def stream_chat(self, messages, cancel=None, deadline=None, stats=None, watch_first=None, **_scope):
         self.seen.append(messages)
         stats.watched_first_p = 0.0
         yield "Le site ouvre à sept heures [1]."
