@@ -96,6 +96,11 @@ class LocalModel:
         ends = np.cumsum([len(p) for p in pieces])
         return int(np.searchsorted(ends, at + len(until.encode()), side="right"))
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Evaluate a prompt into the context (one token generated), so that later prompts reuse its prefix."""
+        for _piece in self.stream_chat(messages, max_tokens=1):
+            pass
+
     def forget_prompts(self) -> None:
         """Drop the live context and every snapshot: the next prompt is evaluated in full (cold measurements)."""
         with self._lock:

@@ -66,6 +66,9 @@ class PromptSlots:
         self._live_owner = ""  # whose prompt the live context holds
         self.stats = SlotStats()
 
+    def __len__(self) -> int:
+        return len(self._slots)
+
     @property
     def held_bytes(self) -> int:
         return sum(s.size for s in self._slots.values())

@@ -91,6 +91,24 @@ def test_snapshots_are_bounded_and_forgotten(model: LocalModel) -> None:
     assert not model.slots._slots and model._llm.n_tokens == 0
 
 
+@pytest.mark.model
+def test_the_warm_up_leaves_both_languages_prompt_prefix_ready(model: LocalModel) -> None:
+    from types import SimpleNamespace
+
+    from app.answer import AnswerPipeline
+
+    pipeline = AnswerPipeline(SimpleNamespace(settings=model.settings), lambda: model)  # type: ignore[arg-type]
+    model.forget_prompts()
+    assert list(pipeline.warm_up()) == []  # no events: it runs in the engine's queue before any question
+    assert len(model.slots) == 1 and model._llm.n_tokens > 250  # English saved, French live
+    for lang, question in (("en", "Who chairs the council?"), ("fr", "Qui préside le conseil ?")):
+        _, stats = _ask(model, pipeline._messages(lang, [], [], question)[0])
+        assert stats.reused_tokens > 200, (lang, stats)  # the rules and the worked example were not evaluated again
+    model.forget_prompts()
+    _, cold = _ask(model, pipeline._messages("en", [], [], "Who chairs the council?")[0])
+    assert cold.reused_tokens == 0
+
+
 class _FakeLlama:
     """Just what PromptSlots touches of llama_cpp.Llama: the token record and a context handle (one-layer unit
     test of the slot choice and eviction; the real state copy is the model tests' above)."""
