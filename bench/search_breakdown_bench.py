@@ -3,9 +3,9 @@
 On an existing VIGIE_HOME (e.g. the one `search_bench.py` or `vigie ingest samples/` made), the engine's own
 objects (`EngineState.build`, no language model) run the `/search` route's steps one by one for the team's
 questions, `--gap-ms` apart (requests do not arrive back to back), as the local administrator (every partition).
-With `--spinning off`, the ONNX Runtime session is rebuilt with `session.intra_op.allow_spinning=0`: its worker
-thread then sleeps between operators instead of spinning, which frees the second core for the store's threads
-but wakes slower.
+`--spinning on|off` sets `embedding_spinning` (VIGIE_EMBEDDING_SPINNING; off by default since
+bench/search_during_generation_bench.py): with it off, ONNX Runtime's worker thread sleeps between operators
+instead of spinning, which frees the second core for the store's threads but wakes slower.
 
     VIGIE_HOME=/tmp/shome python bench/search_breakdown_bench.py --spinning on
     VIGIE_HOME=/tmp/shome python bench/search_breakdown_bench.py --spinning off
@@ -18,7 +18,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from common import BENCH_DIR, latency_stats, markdown_table, write_result
 
@@ -26,24 +25,12 @@ QUESTIONS = BENCH_DIR / "data" / "codes_qa.json"
 STEPS = ("embed", "bm25", "store", "payloads", "audit", "total")
 
 
-def _no_spinning(embedder: Any) -> None:
-    import onnxruntime as ort
-
-    old = embedder._session
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = old.get_session_options().intra_op_num_threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    embedder._session = ort.InferenceSession(old._model_path, options, providers=old.get_providers())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=160)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--gap-ms", type=float, default=20.0, help="pause between two searches")
-    parser.add_argument("--spinning", choices=("on", "off"), default="on")
+    parser.add_argument("--spinning", choices=("on", "off"), default="off")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -54,13 +41,11 @@ def main(argv: list[str] | None = None) -> int:
 
     questions = [q["question"] for q in json.loads(QUESTIONS.read_text(encoding="utf-8"))["questions"]]
     queries = [questions[i % len(questions)] for i in range(args.queries)]
-    settings = VigieSettings()
+    settings = VigieSettings(embedding_spinning=args.spinning == "on")
     state = EngineState.build(settings, load_model=False)
     idx = state.index
-    if args.spinning == "off":
-        if idx.embedder.backend != "onnx":
-            raise SystemExit("--spinning off needs the ONNX backend")
-        _no_spinning(idx.embedder)
+    if idx.embedder.backend != "onnx":
+        raise SystemExit("this benchmark measures the ONNX backend")
     admin = Principal.local_admin()
     flt = admin.reader.search_filter(collections=[], formats=[])
     prefetch = max(settings.prefetch_k, args.k)

@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=50.0, help="pause between two searches")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=96, help="answer length (VIGIE_LLM_MAX_TOKENS)")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the engine (repeatable)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
+    extra = dict(item.split("=", 1) for item in args.env)
     items = json.loads(QUESTIONS.read_text(encoding="utf-8"))["questions"]
     queries = [items[i % len(items)]["question"] for i in range(args.queries)]
     # dev questions over the sample corpus (files of samples/), different for the two ask phases
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     gap = args.gap_ms / 1000.0
     token = secrets.token_urlsafe(24)
     with fresh_home(prefix="vigie-search-gen-bench-") as home:
-        env = _env(home, args.model, _free_port(), token, {"VIGIE_LLM_MAX_TOKENS": str(args.max_tokens)})
+        env = _env(home, args.model, _free_port(), token, {"VIGIE_LLM_MAX_TOKENS": str(args.max_tokens), **extra})
         done = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(args.corpus.resolve())],
                               cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=3600)
         if done.returncode != 0:
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 worker.join()
         finally:
             _stop(proc)
-    result = {"corpus": str(args.corpus), "gap_ms": args.gap_ms, "k": args.k, "max_tokens": args.max_tokens,
+    result = {"corpus": str(args.corpus), "env": extra, "gap_ms": args.gap_ms, "k": args.k,
+              "max_tokens": args.max_tokens,
               "search_idle": latency_stats(idle), "search_during_answers": latency_stats(busy),
               "answers_alone": _rates(alone), "answers_during_searches": _rates(during),
               "questions": {"alone": first, "during": second}}

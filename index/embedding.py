@@ -123,5 +123,5 @@ def load_embedder(settings: VigieSettings) -> TextEmbedder:
     options = {"threads": settings.threads, "batch_size": settings.embedding_batch_size,
                "max_seq_length": settings.embedding_max_seq_length, "device": settings.embedding_device}
     if backend == "onnx":
-        return onnx_embedding.OnnxEmbedder(model_dir, **options)
+        return onnx_embedding.OnnxEmbedder(model_dir, **options, spinning=settings.embedding_spinning)
     return Embedder(model_dir, **options)

@@ -123,7 +123,7 @@ class OnnxEmbedder:
     backend = "onnx"
 
     def __init__(self, model_dir: Path, threads: int | None = None, batch_size: int = 32,
-                 max_seq_length: int | None = None, device: str = "cpu") -> None:
+                 max_seq_length: int | None = None, device: str = "cpu", spinning: bool = False) -> None:
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -133,6 +133,8 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if not spinning:  # idle workers sleep instead of holding a core that llama.cpp's threads wait for
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         onnx_path = export_dir_of(model_dir) / manifest.model_file
         self._session = ort.InferenceSession(str(onnx_path), options, providers=_providers(device))
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))

@@ -60,6 +60,10 @@ class VigieSettings(BaseSettings):
         "auto", description="onnx: the int8 ONNX Runtime export checked against the folder (made at install); "
         "torch: the folder itself through sentence-transformers; auto: onnx when the folder has an export.")
     embedding_device: Literal["cpu", "cuda"] = Field("cpu", description="Where embeddings run (cuda: a GPU server).")
+    embedding_spinning: bool = Field(False, description=(
+        "Let ONNX Runtime's worker threads spin after each run (no faster for a search alone; when searches "
+        "run during an answer, they hold the cores llama.cpp's decoding waits for: bench/"
+        "search_during_generation_bench.py)."))
     embedding_batch_size: int = 32
     embedding_max_seq_length: int = 512
 
