@@ -58,6 +58,7 @@ class ParsedDocument:
     encoding: str | None = None
     warnings: list[str] = field(default_factory=list)
     ocr_pages: int = 0  # pages whose text was read by OCR
+    text_layer_error: str | None = None  # why the PDF's text layer could not be read (every page then goes to OCR)
 
 
 def _pdf_damage(path: Path) -> str | None:
@@ -128,6 +129,9 @@ def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None
         try:
             tesseract = find_tesseract()
         except OcrUnavailable as exc:
+            if doc.text_layer_error:
+                raise ParseFailure(f"pdf parser failed ({doc.text_layer_error}) and its pages cannot be read by "
+                                   f"OCR instead: {exc}") from exc
             if any(el.page not in scanned for el in doc.elements):
                 have = "has" if len(scanned) == 1 else "have"
                 doc.warnings.append(f"{_page_list(scanned)} of {len(pdf)} {have} no text layer (scanned?) and OCR "
@@ -164,6 +168,9 @@ def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None
     finally:
         pdf.close()
     _merge_pages(doc, read)
+    if doc.text_layer_error:
+        doc.warnings.append(f"the text layer could not be read ({doc.text_layer_error}): {_page_list(scanned)} "
+                            f"read by OCR instead")
     _check_ocr_failures(doc, failures, len(scanned))
     if not doc.elements:
         raise ParseFailure(f"no text extracted: OCR found no text on the {len(scanned)} page(s) without a text "
@@ -260,7 +267,12 @@ def _partition(path: Path, fmt: str, doc: ParsedDocument) -> list[Any]:
             problem = _pdf_damage(path)
             if problem:
                 raise ParseFailure(problem) from exc
-            raise
+            # the file itself is sound (pikepdf reads it) but its text layer is not: its pages are read by OCR
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            doc.text_layer_error = f"{type(exc).__name__}: {first_line}".rstrip(": ")
+            log.warning("%s: the PDF text parser failed (%s): reading its pages by OCR", path.name,
+                        doc.text_layer_error)
+            return []
     if fmt in {"txt", "md", "html"}:
         text, doc.encoding = decode_text(path.read_bytes())
         if not text.strip():

@@ -131,6 +131,32 @@ def test_a_scanned_page_is_read_with_most_of_its_words(tmp_path: Path) -> None:
     assert not doc.warnings
 
 
+def test_a_pdf_whose_text_parser_fails_is_read_by_ocr_with_its_pages(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is sound (pikepdf and pdfium read it) but pdfminer cannot read its text layer: its pages are
+    rendered and read by OCR instead of the file failing, and the warning says why."""
+    import unstructured.partition.pdf as unstructured_pdf
+    from pdfminer.psparser import PSSyntaxError
+
+    def unreadable_text_layer(*_args: object, **_kwargs: object) -> list[object]:
+        raise PSSyntaxError("Invalid dictionary construct: [/Type, /Font, /Subtype]")
+
+    monkeypatch.setattr(unstructured_pdf, "partition_pdf", unreadable_text_layer)
+    doc = parse_file(SOURCE, "pdf")
+    assert doc.ocr_pages == 3 and doc.pages == 3 and {el.page for el in doc.elements} == {1, 2, 3}
+    for page, sentence in SENTENCES.items():
+        read = " ".join(el.text for el in doc.elements if el.page == page)
+        assert contains(read, sentence), page
+        assert word_recall(text_layer(page), read) >= RECALL_FLOOR
+    assert doc.warnings == ["the text layer could not be read (PSSyntaxError: Invalid dictionary construct: "
+                            "[/Type, /Font, /Subtype]): pages 1-3 read by OCR instead"]
+    # without tesseract, the error names both problems
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ParseFailure, match=r"pdf parser failed \(PSSyntaxError: .*\) and its pages cannot be read "
+                                           r"by OCR instead: tesseract is not installed"):
+        parse_file(SOURCE, "pdf")
+
+
 def test_a_scan_with_a_stamped_text_line_is_read_once(tmp_path: Path) -> None:
     """A scanned page whose text layer holds only a court stamp ('Pièce n° 12'): OCR replaces it, no duplicate."""
     from fpdf import FPDF
