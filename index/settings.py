@@ -76,6 +76,11 @@ class VigieSettings(BaseSettings):
     parse_timeout_s: float = Field(300.0, gt=0)
     max_file_mb: float = Field(200.0, gt=0)
     parse_memory_mb: int = Field(6144, ge=256)
+    # OCR of scanned pages and images (ingest/ocr.py).
+    ocr_dpi: int = Field(300, ge=72, le=1200, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_page_timeout_s: float = Field(120.0, gt=0, description="Tesseract's time limit for one page.")
+    ocr_max_pixels: int = Field(40_000_000, ge=1_000_000, description=(
+        "Page images larger than this are scaled down before OCR (A3 at 300 dpi is 17.5 Mpx)."))
 
     # Retrieval.
     search_k: int = 8

@@ -40,6 +40,16 @@ class OcrError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class OcrLimits:
+    """How pages are read: PDF render resolution, tesseract's time limit a page, the largest image OCR'd as is
+    (`VIGIE_OCR_DPI`, `VIGIE_OCR_PAGE_TIMEOUT_S`, `VIGIE_OCR_MAX_PIXELS`)."""
+
+    dpi: int = RENDER_DPI
+    page_timeout_s: float = PAGE_TIMEOUT_S
+    max_pixels: int = MAX_PIXELS
+
+
+@dataclass(frozen=True)
 class Tesseract:
     """A tesseract binary checked to have the languages Vigie needs."""
 
@@ -80,7 +90,7 @@ def _env() -> dict[str, str]:
 
 
 def ocr_image(tesseract: Tesseract, image: Image.Image, *, source: str, page: int, dpi: int | None = None,
-              timeout_s: float = PAGE_TIMEOUT_S) -> str:
+              timeout_s: float = PAGE_TIMEOUT_S, max_pixels: int = MAX_PIXELS) -> str:
     """Text of one page image (as tesseract writes it: lines, blank lines between blocks).
 
     `source` and `page` only name the page in errors. `dpi` is the image's resolution when known (rendered
@@ -90,8 +100,8 @@ def ocr_image(tesseract: Tesseract, image: Image.Image, *, source: str, page: in
 
     image = _grayscale(image)
     pixels = image.width * image.height
-    if pixels > MAX_PIXELS:
-        factor = (MAX_PIXELS / pixels) ** 0.5
+    if pixels > max_pixels:
+        factor = (max_pixels / pixels) ** 0.5
         image = image.resize((max(1, int(image.width * factor)), max(1, int(image.height * factor))),
                              Image.Resampling.LANCZOS)
         dpi = int(dpi * factor) if dpi else None

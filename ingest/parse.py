@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.files import IMAGE_FORMATS, UnsupportedFile, decode_text
+from ingest.ocr import OcrLimits
 
 log = logging.getLogger(__name__)
 _SKIPPED_CATEGORIES = {"PageBreak", "Header", "Footer", "PageNumber", "Image"}
@@ -93,14 +94,14 @@ def _page_list(pages: list[int], most: int = 12) -> str:
     return f"page {named}" if len(pages) == 1 else f"pages {named}"
 
 
-def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None) -> None:
+def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None, limits: OcrLimits) -> None:
     """OCR the pages of a parsed PDF that have no text layer, in place (elements, pages, ocr_pages, warnings).
 
     Raises ParseFailure when the PDF ends up with no text at all, with the reason.
     """
     import pypdfium2 as pdfium
 
-    from ingest.ocr import MAX_PIXELS, RENDER_DPI, OcrError, OcrUnavailable, find_tesseract, ocr_image, paragraphs
+    from ingest.ocr import OcrError, OcrUnavailable, find_tesseract, ocr_image, paragraphs
 
     if not doc.elements:
         damage = _pdf_damage(path)
@@ -148,10 +149,11 @@ def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None
         for done, number in enumerate(scanned, start=1):
             page = pdf[number - 1]
             width, height = page.get_size()
-            scale = min(RENDER_DPI / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+            scale = min(limits.dpi / 72, (limits.max_pixels / max(width * height, 1.0)) ** 0.5)
             try:
                 image = page.render(scale=scale, grayscale=True).to_pil()
-                text = ocr_image(tesseract, image, source=path.name, page=number, dpi=round(72 * scale))
+                text = ocr_image(tesseract, image, source=path.name, page=number, dpi=round(72 * scale),
+                                 timeout_s=limits.page_timeout_s, max_pixels=limits.max_pixels)
             except OcrError as exc:
                 failures.append(str(exc))
             except pdfium.PdfiumError as exc:
@@ -200,7 +202,7 @@ def _check_ocr_failures(doc: ParsedDocument, failures: list[str], attempted: int
     log.warning("%s", doc.warnings[-1])
 
 
-def _parse_image(path: Path, fmt: str, progress: OcrProgress | None) -> ParsedDocument:
+def _parse_image(path: Path, fmt: str, progress: OcrProgress | None, limits: OcrLimits) -> ParsedDocument:
     """OCR an image file, one page per frame (multi-page TIFF)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -223,7 +225,8 @@ def _parse_image(path: Path, fmt: str, progress: OcrProgress | None) -> ParsedDo
                 try:
                     img.seek(number - 1)
                     frame = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
-                    text = ocr_image(tesseract, frame, source=path.name, page=number, dpi=dpi)
+                    text = ocr_image(tesseract, frame, source=path.name, page=number, dpi=dpi,
+                                     timeout_s=limits.page_timeout_s, max_pixels=limits.max_pixels)
                 except OcrError as exc:
                     failures.append(str(exc))
                 except Image.DecompressionBombError:
@@ -307,13 +310,16 @@ def _partition(path: Path, fmt: str, doc: ParsedDocument) -> list[Any]:
     raise UnsupportedFile(f"unsupported format {fmt!r}")
 
 
-def parse_file(path: Path, fmt: str, progress: OcrProgress | None = None) -> ParsedDocument:
+def parse_file(path: Path, fmt: str, progress: OcrProgress | None = None,
+               ocr: OcrLimits | None = None) -> ParsedDocument:
     """Parse `path` (already format-checked) into elements; raises ParseFailure or UnsupportedFile.
 
-    `progress` hears about OCR pages (the worker turns it into heartbeats that extend its deadline).
+    `progress` hears about OCR pages (the worker turns it into heartbeats that extend its deadline); `ocr`
+    sets how pages are read (default `OcrLimits()`).
     """
+    ocr = ocr or OcrLimits()
     if fmt in IMAGE_FORMATS:
-        return _parse_image(path, fmt, progress)
+        return _parse_image(path, fmt, progress, ocr)
     doc = ParsedDocument(elements=[])
     try:
         raw = _partition(path, fmt, doc)
@@ -342,7 +348,7 @@ def parse_file(path: Path, fmt: str, progress: OcrProgress | None = None) -> Par
     if fmt in {"pdf", "pptx"} and pages:
         doc.pages = max(pages)
     if fmt == "pdf":
-        _ocr_pdf_pages(path, doc, progress)  # sets doc.pages to the PDF's page count
+        _ocr_pdf_pages(path, doc, progress, ocr)  # sets doc.pages to the PDF's page count
     if not doc.elements:
         raise ParseFailure("no text extracted")
     return doc

@@ -17,6 +17,7 @@ from index.sparse import detect_language
 from ingest.chunking import chunk_elements
 from ingest.files import UnsupportedFile, detect_format, discover, file_sha256, is_inside
 from ingest.labels import LabelError, label_for
+from ingest.ocr import OcrLimits
 from ingest.worker import ParseOutcome, ParserWorker
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,8 @@ def run_ingest(paths: Iterable[Path], index: DocumentIndex, access: AccessLabel 
         to_parse.append(_Pending(path, fmt, digest, doc_id, label))
 
     wrote = False
-    worker = ParserWorker(settings.parse_timeout_s, settings.parse_memory_mb)
+    ocr = OcrLimits(settings.ocr_dpi, settings.ocr_page_timeout_s, settings.ocr_max_pixels)
+    worker = ParserWorker(settings.parse_timeout_s, settings.parse_memory_mb, ocr)
     try:
         if to_parse:
             worker.submit(to_parse[0].path, to_parse[0].fmt)

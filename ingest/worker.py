@@ -5,9 +5,10 @@ crash. The parent may keep one request in flight while it embeds the previous fi
 
 The time limit (`parse_timeout_s`) covers reading a file's text layer. A scanned document needs OCR, about
 2-4 s a page on one core: the worker sends a heartbeat before its first OCR page and after each one, and each
-heartbeat moves the deadline to at least `OCR_PAGE_BUDGET_S` later. A 500-page scan is thus given the time
-its pages need, while a page that hangs still stops the file (tesseract itself is stopped after
-`ingest.ocr.PAGE_TIMEOUT_S`, and the worker is killed if even that does not return).
+heartbeat moves the deadline to at least tesseract's own limit a page (`OcrLimits.page_timeout_s`) plus
+`OCR_PAGE_SLACK_S` later. A 500-page scan is thus given the time its pages need, while a page that hangs still
+stops the file (tesseract itself is stopped at its limit, and the worker is killed if even that does not
+return).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ingest.ocr import PAGE_TIMEOUT_S
+from ingest.ocr import OcrLimits
 from ingest.parse import ParsedDocument
 
 log = logging.getLogger(__name__)
-OCR_PAGE_BUDGET_S = PAGE_TIMEOUT_S + 60.0  # one page: render, tesseract's own limit, and slack
+OCR_PAGE_SLACK_S = 60.0  # beyond tesseract's own limit a page: rendering it, starting tesseract
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ParseOutcome:
     ocr_progress: tuple[int, int] | None = None  # last heartbeat: (pages OCR'd, pages to OCR)
 
 
-def _worker_main(conn: Connection, memory_mb: int) -> None:
+def _worker_main(conn: Connection, memory_mb: int, ocr: OcrLimits) -> None:
     """Child process loop: receive (path, fmt), answer ("ok", doc) or ("error", reason)."""
     from index.offline import enforce_offline
 
@@ -63,7 +64,7 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
             conn.send(("ocr", (done, total)))
 
         try:
-            conn.send(("ok", parse_file(Path(path), fmt, progress=heartbeat)))
+            conn.send(("ok", parse_file(Path(path), fmt, progress=heartbeat, ocr=ocr)))
         except (ParseFailure, UnsupportedFile) as exc:
             conn.send(("error", str(exc)))
         except MemoryError:
@@ -75,9 +76,11 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
 class ParserWorker:
     """Owns one parser process; `submit` then `result`, at most one request in flight."""
 
-    def __init__(self, timeout_s: float, memory_mb: int) -> None:
+    def __init__(self, timeout_s: float, memory_mb: int, ocr: OcrLimits | None = None) -> None:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.ocr = ocr or OcrLimits()
+        self.ocr_page_budget_s = self.ocr.page_timeout_s + OCR_PAGE_SLACK_S
         self._ctx = mp.get_context("spawn")
         self._proc: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -85,7 +88,7 @@ class ParserWorker:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_worker_main, args=(child, self.memory_mb), daemon=True,
+        self._proc = self._ctx.Process(target=_worker_main, args=(child, self.memory_mb, self.ocr), daemon=True,
                                        name="vigie-parser")
         self._proc.start()
         child.close()
@@ -123,13 +126,13 @@ class ParserWorker:
                     why = f"timed out after {elapsed:.0f} s"
                     if ocr is not None:
                         why += (f" (OCR of page {ocr[0] + 1} of {ocr[1]} to read took over "
-                                f"{OCR_PAGE_BUDGET_S:.0f} s)" if ocr[0] < ocr[1] else " (after OCR)")
+                                f"{self.ocr_page_budget_s:.0f} s)" if ocr[0] < ocr[1] else " (after OCR)")
                     return ParseOutcome(path, error=why, seconds=elapsed, ocr_progress=ocr)
                 status, payload = self._conn.recv()
                 if status != "ocr":
                     break
                 ocr = payload
-                deadline = max(deadline, time.monotonic() + OCR_PAGE_BUDGET_S)
+                deadline = max(deadline, time.monotonic() + self.ocr_page_budget_s)
         except (EOFError, OSError, ConnectionResetError):
             code = self._proc.exitcode if self._proc is not None else None
             self._kill()

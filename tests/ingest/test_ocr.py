@@ -366,6 +366,37 @@ def test_without_tesseract_scans_fail_mixed_pdfs_warn_and_the_batch_goes_on(
     assert "failed" in shown and "a-scanned.pdf" in shown
 
 
+def test_the_ocr_settings_default_to_the_ocr_modules_limits() -> None:
+    settings = VigieSettings()
+    assert ocr.OcrLimits(settings.ocr_dpi, settings.ocr_page_timeout_s, settings.ocr_max_pixels) == ocr.OcrLimits()
+
+
+@pytest.mark.slow
+def test_the_ocr_settings_reach_the_parser_process(tmp_path: Path, embedder) -> None:
+    """VIGIE_OCR_PAGE_TIMEOUT_S and VIGIE_OCR_DPI, through run_ingest and the parser worker: a limit no page can
+    meet fails the scan naming it; a lower resolution still reads the page."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    image_pdf(folder / "scan.pdf", [2])
+    strict = VigieSettings(home=tmp_path / "strict", parse_timeout_s=120, ocr_page_timeout_s=0.001)
+    idx = DocumentIndex(strict, embedder=embedder)
+    try:
+        report = run_ingest([folder], idx)
+    finally:
+        idx.close()
+    assert [Path(f.path).name for f in report.failed] == ["scan.pdf"]
+    assert "scan.pdf, page 1: tesseract timed out after 0 s" in report.failed[0].reason, report.failed[0].reason
+    coarse = VigieSettings(home=tmp_path / "coarse", parse_timeout_s=120, ocr_dpi=150)
+    idx = DocumentIndex(coarse, embedder=embedder)
+    try:
+        report = run_ingest([folder], idx)
+        assert not report.failed and report.ocr_pages == 1
+        text = " ".join(p.payload["text"] for p in idx.store.points(doc_of(idx, folder / "scan.pdf")))
+    finally:
+        idx.close()
+    assert word_recall(text_layer(2), text) >= 0.9
+
+
 @pytest.mark.slow
 def test_ocr_heartbeats_extend_the_parse_deadline(tmp_path: Path, fixture_docs,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -380,7 +411,7 @@ def test_ocr_heartbeats_extend_the_parse_deadline(tmp_path: Path, fixture_docs,
         assert outcome.error is None, outcome.error
         assert outcome.document and outcome.document.ocr_pages == 3 and outcome.seconds > parser.timeout_s
         assert outcome.ocr_progress == (3, 3)
-        monkeypatch.setattr(worker, "OCR_PAGE_BUDGET_S", 0.2)  # a page that takes longer than its budget
+        parser.ocr_page_budget_s = 0.2  # a page that takes longer than its budget
         parser.submit(path, "pdf")
         outcome = parser.result()
         assert outcome.error and outcome.error.startswith("timed out after"), outcome.error
