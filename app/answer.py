@@ -204,12 +204,18 @@ class AnswerPipeline:
         with self._drafts_lock:
             return self._drafts.get((owner, shown.strip(), tuple(c.chunk_id for c in citations)), shown)
 
-    def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
-        """Cross-language support for grounding, scored by the reference embedder its thresholds were calibrated
-        on (it loads on first use)."""
+    def _similarity_model(self) -> SentenceSimilarity:
+        """Cross-language similarity for grounding, scored by the reference embedder its thresholds were
+        calibrated on (it loads on first use)."""
         if self._similarity is None:
             self._similarity = SentenceSimilarity(self.index.reference_embedder)
-        return self._similarity(claims, passages)
+        return self._similarity
+
+    def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
+        return self._similarity_model()(claims, passages)
+
+    def _sentence_cosines(self, text: str, sentences: Sequence[str]) -> list[float]:
+        return self._similarity_model().sentence_cosines(text, sentences)
 
     # ---- sources ------------------------------------------------------------------------------------------
     def _candidates(self, found: _Retrieval) -> list[SearchHit]:
@@ -441,7 +447,8 @@ class AnswerPipeline:
         passages = {c.n: f"{c.section.rsplit(' > ', 1)[-1]} {c.text}" for c in citations}  # not the whole path
         grounded = ground(draft, passages, self.index.sparse, lang, semantic=self._semantic, question=question,
                           source_languages={c.n: c.language for c in citations},
-                          quote_from={c.n: c.text for c in citations} if self.settings.quote_paraphrases else None)
+                          quote_from={c.n: c.text for c in citations} if self.settings.quote_paraphrases else None,
+                          sentence_cosines=self._sentence_cosines)
         if not grounded.text:
             return None, "no sentence of the draft answer is supported by the sources"
         return grounded, None

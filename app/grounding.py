@@ -14,6 +14,9 @@ A small model cites loosely; this keeps only citations that hold (at most `MAX_C
 strongest), re-attributes an uncited or wrongly cited sentence to the passage that clearly supports it, and
 drops unsupported sentences. It also paraphrases loosely: with `quote_from`, a kept sentence in the passages'
 language is replaced by the passage sentences it paraphrases, in « quotes », unless it copies a whole one.
+A kept sentence in another language (an English answer over a French passage) keeps its words and shows, in
+« quotes » beside them, the passage sentence it translates (`sentence_cosines`): the analyst reads the source's own
+words, in its language, next to the model's translation.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.citations import MARKER
-from app.quoting import Quote, answering_quote, choose_quote
+from app.quoting import Quote, answering_quote, choose_quote, enumeration, join_sentences
 from index.sparse import SparseEncoder, detect_language
 
 # A sentence ends at . ! ? followed by a capital, but not after an initial ("L. 1111-1", "M. Dupont") or "art."
@@ -46,6 +49,8 @@ _YES_NO = re.compile(r"^\W*(oui|non|yes|no)\b", re.IGNORECASE)
 
 # (claims, passages) -> for each claim, for each passage, the best cosine between the claim and a passage sentence
 SemanticSupport = Callable[[Sequence[str], Sequence[str]], list[list[float]]]
+# (a claim or the question, a passage's sentences) -> the cosine with each sentence, across languages
+SentenceCosines = Callable[[str, Sequence[str]], list[float]]
 
 
 @dataclass
@@ -56,6 +61,7 @@ class GroundedText:
     dropped_sentences: int = 0
     reattributed: int = 0
     quoted: int = 0  # sentences replaced by the passage sentence they paraphrase
+    translated: int = 0  # sentences in another language shown with the passage sentence they translate
     extracted: bool = False  # no sentence held: the answer is the cited passage's sentence answering the question
 
 
@@ -117,6 +123,8 @@ class _Evidence:
     passage_terms: dict[int, set[int]]
     source_numbers: set[str]
     quote_from: dict[int, str] | None
+    question: str = ""
+    sentence_cosines: SentenceCosines | None = None
     quoted: dict[int, set[int]] = field(default_factory=dict)  # source -> its passage sentences quoted so far
     answered: set[int] = field(default_factory=set)  # question stems the kept sentences hold
     _stems: dict[str, set[int]] = field(default_factory=dict)
@@ -133,14 +141,30 @@ class _Evidence:
         return choose_quote(claim_terms, self.question_terms, sentences, self.stems,
                             frozenset(self.answered), frozenset(self.quoted.get(n, set())))
 
+    def translated_quote(self, n: int, claim: str) -> Quote | None:
+        """The sentences of passage n (in another language than the answer) that `claim` translates: the one
+        closest to it, of those within `SEMANTIC_MARGIN` of the best the one closest to the question too, with
+        its enumeration whole; None when no sentence reaches `SEMANTIC_SUPPORT` (or no cosines are given)."""
+        if self.sentence_cosines is None or not self.quote_from:
+            return None
+        sentences = split_sentences(self.quote_from.get(n, ""), keep_quotes=False)
+        to_claim = self.sentence_cosines(claim, sentences)
+        if not to_claim or max(to_claim) < SEMANTIC_SUPPORT:
+            return None
+        to_question = self.sentence_cosines(self.question, sentences) if self.question else [0.0] * len(sentences)
+        near = [i for i, c in enumerate(to_claim) if c >= max(SEMANTIC_SUPPORT, max(to_claim) - SEMANTIC_MARGIN)]
+        best = max(near, key=lambda i: (to_claim[i] + to_question[i], -i))
+        order = [i for i in enumeration(sentences, best) if i not in self.quoted.get(n, set())]
+        return join_sentences(sentences, order) if order else Quote("", ())
+
     @classmethod
     def build(cls, sources: dict[int, str], encoder: SparseEncoder, language: str, question: str,
-              quote_from: dict[int, str] | None) -> _Evidence:
+              quote_from: dict[int, str] | None, sentence_cosines: SentenceCosines | None = None) -> _Evidence:
         return cls(sources=sources, encoder=encoder, language=language,
                    question_terms=encoder.terms(question, language) if question else set(),
                    passage_terms={n: encoder.terms(text, language) for n, text in sources.items()},
                    source_numbers=set().union(*(_numbers(t) for t in sources.values())) if sources else set(),
-                   quote_from=quote_from)
+                   quote_from=quote_from, question=question, sentence_cosines=sentence_cosines)
 
 
 @dataclass
@@ -235,7 +259,9 @@ def _write_sentence(claim: str, terms: set[int], good: list[int], support: _Supp
     answer, in « quotes » (lexical scale only); None when it must be dropped."""
     end = claim[-1] if claim[-1] in ".!?" else ""
     body = claim[:-1].rstrip() if end else claim
-    source = evidence.quote_from.get(good[0], "") if evidence.quote_from and support.lexical else ""
+    if not support.lexical:
+        return _write_translation(body, end, terms, good, evidence, kept_terms, result)
+    source = evidence.quote_from.get(good[0], "") if evidence.quote_from else ""
     if not source:
         return _keep(body, end, terms, good, kept_terms, result, evidence)
     quote = evidence.quote(good[0], terms)
@@ -259,6 +285,18 @@ def _write_sentence(claim: str, terms: set[int], good: list[int], support: _Supp
     evidence.quoted.setdefault(good[0], set()).update(quote.indices)
     result.quoted += 1
     return _keep(f"« {quote.text.rstrip(' .;:')} »", ".", quote_terms, good[:1], kept_terms, result, evidence)
+
+
+def _write_translation(body: str, end: str, terms: set[int], good: list[int], evidence: _Evidence,
+                       kept_terms: list[set[int]], result: GroundedText) -> str:
+    """A sentence supported across languages: the model's words, with the passage sentences they translate in
+    « quotes » beside them (not when the answer already quotes them, nor when no sentence is close enough)."""
+    quote = evidence.translated_quote(good[0], body)
+    if quote is None or not quote.indices:
+        return _keep(body, end, terms, good, kept_terms, result, evidence)
+    evidence.quoted.setdefault(good[0], set()).update(quote.indices)
+    result.translated += 1
+    return _keep(f"{body} (« {quote.text.rstrip(' .;:')} »)", end, terms, good[:1], kept_terms, result, evidence)
 
 
 def _keep(body: str, end: str, terms: set[int], good: list[int], kept_terms: list[set[int]],
@@ -292,15 +330,18 @@ def _ground_sentence(sentence: str, claim: str, cosine_row: list[float] | None, 
 
 def ground(answer: str, sources: dict[int, str], encoder: SparseEncoder, language: str = "fr",
            semantic: SemanticSupport | None = None, question: str = "",
-           source_languages: dict[int, str] | None = None, quote_from: dict[int, str] | None = None) -> GroundedText:
+           source_languages: dict[int, str] | None = None, quote_from: dict[int, str] | None = None,
+           sentence_cosines: SentenceCosines | None = None) -> GroundedText:
     """Validate `[n]` citations sentence by sentence against `sources` (n -> passage text).
 
     `source_languages` (n -> 'fr'/'en', as detected at ingestion) defaults to detecting each passage here.
     With `quote_from` (n -> passage text to quote), a sentence in the passages' language that is not (almost)
     copied from its strongest source is replaced by that source's sentence it paraphrases, in « quotes »: a
     small model's paraphrases of legal text change numbers, conditions and who does what; a quote does not.
+    With `quote_from` and `sentence_cosines`, a sentence supported across languages keeps its words and shows the
+    passage sentence it translates beside them, in « quotes ».
     """
-    evidence = _Evidence.build(sources, encoder, language, question, quote_from)
+    evidence = _Evidence.build(sources, encoder, language, question, quote_from, sentence_cosines)
     sentences = split_sentences(answer)
     claims = [_claim(s) for s in sentences]
     cosines = _cross_language_cosines(evidence, claims, semantic, source_languages or {})

@@ -136,7 +136,7 @@ def _grow(chosen: list[int], found_claim: list[set[int]], found_question: list[s
         held_question |= found_question[pick]
 
 
-def _joined(sentences: list[str], order: list[int]) -> Quote:
+def join_sentences(sentences: list[str], order: list[int]) -> Quote:
     """The sentences at `order` (sorted) in the passage's order, non-adjacent ones joined by " […] "."""
     parts = [sentences[order[0]]]
     for before, i in itertools.pairwise(order):
@@ -167,7 +167,7 @@ def choose_quote(claim: set[int], question: set[int], passage_sentences: list[st
     order = [i for i in sorted({j for i in chosen for j in enumeration(sentences, i)}) if i not in already]
     if not order:
         return Quote("", ())
-    return _joined(sentences, order)
+    return join_sentences(sentences, order)
 
 
 def answering_quote(question: set[int], passage_sentences: list[str], terms: Terms, share: float) -> Quote | None:
@@ -193,4 +193,4 @@ def answering_quote(question: set[int], passage_sentences: list[str], terms: Ter
     if best is None or best[0] < share:
         return None
     order = sorted({j for i in best[2] for j in enumeration(passage_sentences, i)})
-    return _joined(passage_sentences, order)
+    return join_sentences(passage_sentences, order)

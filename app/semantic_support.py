@@ -2,6 +2,8 @@
 
 An English answer sentence translating one sentence of a French passage has a high cosine with that sentence
 (about 0.85-0.95 with multilingual-e5-small), while a cosine with the whole passage is diluted by the rest.
+The same cosines tell which passage sentence a translated claim comes from (`sentence_cosines`): the quote shown
+beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from index.embedding import TextEmbedder
 _PASSAGE_SENTENCE = re.compile(r"(?<=[.;:!?])\s+|\n+")
 _MIN_CHARS = 15  # shorter pieces ("1° ;", "Article 3 :") carry no claim
 _CACHE_SIZE = 256  # passages whose sentence vectors are kept (follow-ups reuse their sources)
+_SENTENCES_KEPT = 4096  # passage sentences whose vectors are kept, for `sentence_cosines`
 
 
 class SentenceSimilarity:
@@ -26,6 +29,7 @@ class SentenceSimilarity:
     def __init__(self, embedder: TextEmbedder) -> None:
         self.embedder = embedder
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()  # passage sentence -> vector
         self._lock = threading.Lock()  # the engine answers from several threads
 
     def _passage_vectors(self, passage: str) -> np.ndarray:
@@ -40,6 +44,25 @@ class SentenceSimilarity:
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return vectors
+
+    def _sentence_vectors(self, sentences: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in self._sentences]
+        vectors = dict(zip(missing, self.embedder.embed_queries(missing), strict=True)) if missing else {}
+        with self._lock:
+            for text, vector in vectors.items():
+                self._sentences[text] = vector
+            out = np.stack([self._sentences[s] for s in sentences])
+            while len(self._sentences) > _SENTENCES_KEPT:
+                self._sentences.popitem(last=False)
+        return out
+
+    def sentence_cosines(self, text: str, sentences: Sequence[str]) -> list[float]:
+        """The cosine of `text` (a claim, a question) with each of `sentences` (a passage's, as grounding splits
+        it): which sentence a translated claim comes from."""
+        if not sentences:
+            return []
+        return [float(x) for x in self._sentence_vectors(sentences) @ self.embedder.embed_queries([text])[0]]
 
     def __call__(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
         claim_vectors = self.embedder.embed_queries(list(claims))

@@ -42,9 +42,14 @@ RUBRIC = (
 )
 
 
+# the passage sentence shown beside a sentence in another language, "… (« … ») [1].": the source's own words,
+# copied by the product (tests/app/test_grounding.py), so the pair is judged on the model's words alone
+_TRANSLATED_QUOTE = re.compile(r"\s*\(« .*? »\)(?=\s*(?:\[|$|[.!?]))", re.DOTALL)
+
+
 def claim(sentence: str) -> str:
-    """The sentence as judged: citation markers removed, spaces collapsed."""
-    text = re.sub(r"\s+", " ", MARKER.sub(" ", sentence)).strip()
+    """The sentence as judged: citation markers and a translated sentence's quote removed, spaces collapsed."""
+    text = re.sub(r"\s+", " ", MARKER.sub(" ", _TRANSLATED_QUOTE.sub("", sentence))).strip()
     return re.sub(r"\s+(?=[.,;:!?]$)", "", text).rstrip(" ,;")
 
 

@@ -55,7 +55,8 @@ def run_ground(case: dict, encoder: SparseEncoder, semantic: SentenceSimilarity,
     passages = {s["n"]: f"{s['section'].rsplit(' > ', 1)[-1]} {s['text']}" for s in case["sources"]}
     result = ground(case["draft"], passages, encoder, case["language"], semantic=semantic, question=case["question"],
                     source_languages={s["n"]: s["language"] for s in case["sources"]},
-                    quote_from={s["n"]: s["text"] for s in case["sources"]} if quote else None)
+                    quote_from={s["n"]: s["text"] for s in case["sources"]} if quote else None,
+                    sentence_cosines=semantic.sentence_cosines)
     return asdict(result)
 
 

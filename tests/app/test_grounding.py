@@ -105,6 +105,63 @@ def test_mixed_languages_use_one_semantic_scale() -> None:
     assert g.cited == [2] and g.reattributed == 1
 
 
+# Article L222-17 of the Code de justice militaire (its first three paragraphs, as in the corpus)
+L222_17 = ("Dès l'ouverture de l'audience, l'emploi de tout appareil d'enregistrement ou de diffusion sonore, de "
+           "caméra de télévision ou de cinéma, d'appareils photographiques est interdit sous peine d'une amende de "
+           "18 000 "
+           "euros.\n\nToutefois, le président peut ordonner que les débats font l'objet, sous son contrôle, d'un "
+           "enregistrement sonore.\n\nLes supports de cet enregistrement sont placés sous scellés et déposés au "
+           "greffe du tribunal.")
+FINE = "A fine of 18,000 euros is incurred for using a camera once the hearing has opened."
+
+
+def _fake_sentence_cosines(table: dict[str, list[float]]):
+    """Stand-in for SentenceSimilarity.sentence_cosines: fixed cosines per text (claim or question)."""
+    def cosines(text, sentences):
+        return table[text][: len(sentences)]
+    return cosines
+
+
+def _translated(draft: str, sources: dict[int, str], table: dict[str, list[float]], question: str = ""):
+    return ground(draft, sources, SparseEncoder(), "en", semantic=lambda claims, passages: [[0.9] * len(passages)
+                                                                                           for _ in claims],
+                  question=question, source_languages={n: "fr" for n in sources}, quote_from=sources,
+                  sentence_cosines=_fake_sentence_cosines(table))
+
+
+def test_an_english_sentence_keeps_its_words_and_shows_the_french_sentence_it_translates() -> None:
+    g = _translated(FINE[:-1] + " [1].", {1: L222_17}, {FINE[:-1]: [0.91, 0.62, 0.55]})
+    first = L222_17.split("\n\n")[0]
+    assert g.text == f"{FINE[:-1]} (« {first[:-1]} ») [1]." and g.translated == 1 and g.cited == [1]
+    assert first[:-1] in L222_17  # the quote is the passage's own words
+
+
+def test_no_translated_quote_when_no_sentence_is_close_enough() -> None:
+    g = _translated(FINE[:-1] + " [1].", {1: L222_17}, {FINE[:-1]: [0.83, 0.62, 0.55]})
+    assert g.text == FINE[:-1] + " [1]." and g.translated == 0
+
+
+def test_among_close_sentences_the_one_nearer_the_question_is_quoted() -> None:
+    question = "Who may order the hearing to be recorded?"
+    claim = "The presiding judge may order a sound recording"
+    near_tie = {claim: [0.87, 0.86, 0.70], question: [0.70, 0.90, 0.60]}
+    g = _translated(claim + " [1].", {1: L222_17}, near_tie, question)
+    assert "« Toutefois, le président peut ordonner" in g.text and "amende" not in g.text
+    far = {claim: [0.92, 0.86, 0.70], question: [0.70, 0.90, 0.60]}  # beyond the margin: the claim decides
+    assert "amende" in _translated(claim + " [1].", {1: L222_17}, far, question).text
+
+
+def test_a_translated_enumeration_is_quoted_whole_and_never_twice() -> None:
+    passage = ("La direction de l'enseignement militaire supérieur comprend :\n\n1° Le centre des hautes études "
+               "militaires ;\n\n2° L'Ecole de guerre ;\n\n3° Le centre de documentation de l'Ecole militaire.")
+    one, two = "It includes the Ecole de guerre", "The Ecole de guerre is part of it"
+    g = _translated(f"{one} [1]. {two} [1].", {1: passage}, {one: [0.80, 0.70, 0.90, 0.70],
+                                                              two: [0.80, 0.70, 0.90, 0.70]})
+    assert g.text.count("1° Le centre des hautes études militaires ; 2° L'Ecole de guerre ; 3° Le centre") == 1
+    assert g.text.startswith(f"{one} (« La direction de l'enseignement militaire supérieur comprend :")
+    assert g.text.endswith(f"{two} [1].") and g.translated == 1
+
+
 QUOTABLE = {
     1: "Les réservistes peuvent être convoqués. La durée maximale d'emploi des réservistes est de trente jours "
        "consécutifs, renouvelable une fois. Le ministre fixe les modalités.",

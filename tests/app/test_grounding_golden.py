@@ -32,7 +32,8 @@ def _ground(case: dict, checkers, quote: bool) -> dict:
     passages = {s["n"]: f"{s['section'].rsplit(' > ', 1)[-1]} {s['text']}" for s in case["sources"]}
     return asdict(ground(case["draft"], passages, encoder, case["language"], semantic=semantic,
                          question=case["question"], source_languages={s["n"]: s["language"] for s in case["sources"]},
-                         quote_from={s["n"]: s["text"] for s in case["sources"]} if quote else None))
+                         quote_from={s["n"]: s["text"] for s in case["sources"]} if quote else None,
+                         sentence_cosines=semantic.sentence_cosines))
 
 
 def test_the_recorded_cases_exercise_every_outcome():

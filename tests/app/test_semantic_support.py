@@ -42,3 +42,34 @@ def test_passage_vectors_are_cached_and_scores_agree_across_batches(reference_em
     assert alone[0][0] == pytest.approx(scores[0][0], abs=FLOAT32_COSINE_TOLERANCE)
     fresh = SentenceSimilarity(reference_embedder)._passage_vectors(PASSAGES[0])
     assert np.allclose(fresh, cached, atol=FLOAT32_COSINE_TOLERANCE)
+
+
+# Real passages of the codes and real English drafts of the default model (answer benchmark, development half)
+L222_17 = ("Dès l'ouverture de l'audience, l'emploi de tout appareil d'enregistrement ou de diffusion sonore, de "
+           "caméra de télévision ou de cinéma, d'appareils photographiques est interdit sous peine d'une amende de "
+           "18 000 "
+           "euros.\n\nToutefois, le président peut ordonner que les débats font l'objet, sous son contrôle, d'un "
+           "enregistrement sonore.\n\nLes supports de cet enregistrement sont placés sous scellés et déposés au "
+           "greffe du tribunal.")
+D4152_8 = ("La direction de l'enseignement militaire supérieur est un organisme interarmées qui relève du chef "
+           "d'état-major des armées.\n\nCet organisme est dirigé par un officier général.")
+
+
+def test_an_english_answer_shows_the_french_sentences_it_translates(reference_embedder) -> None:
+    from app.grounding import ground
+    from index.sparse import SparseEncoder
+
+    similarity = SentenceSimilarity(reference_embedder)
+    sources = {1: L222_17, 2: D4152_8}
+    draft = ("A fine of 18,000 euros is incurred for using a camera or sound-recording device once the hearing has "
+             "opened [1]. The directorate is an interarmies organization that is directly under the chef d'état-major "
+             "des armées [2].")
+    g = ground(draft, sources, SparseEncoder(), "en", semantic=similarity,
+               question="During a wartime hearing, what fine is incurred for using a camera?",
+               source_languages={1: "fr", 2: "fr"}, quote_from=sources, sentence_cosines=similarity.sentence_cosines)
+    assert g.translated == 2 and g.cited == [1, 2], g
+    assert ("opened (« Dès l'ouverture de l'audience, l'emploi de tout appareil d'enregistrement ou de diffusion "
+            "sonore, de caméra de télévision ou de cinéma, d'appareils photographiques est interdit sous peine d'une "
+            "amende de 18 000 euros ») [1].") in g.text
+    assert "armées (« La direction de l'enseignement militaire supérieur est un organisme interarmées" in g.text
+    assert "Toutefois" not in g.text and "officier général" not in g.text  # the neighbours are not quoted
