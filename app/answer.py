@@ -205,10 +205,10 @@ class AnswerPipeline:
             return self._drafts.get((owner, shown.strip(), tuple(c.chunk_id for c in citations)), shown)
 
     def _similarity_model(self) -> SentenceSimilarity:
-        """Cross-language similarity for grounding, scored by the reference embedder its thresholds were
-        calibrated on (it loads on first use)."""
+        """Cross-language similarity for grounding, scored by the index's own embedder (its thresholds hold for
+        both backends: app/grounding.py)."""
         if self._similarity is None:
-            self._similarity = SentenceSimilarity(self.index.reference_embedder)
+            self._similarity = SentenceSimilarity(self.index.embedder)
         return self._similarity
 
     def _semantic(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:

@@ -113,7 +113,10 @@ def bench_checkout(checkout: Path, corpus: Path, model: Path, queries: list[str]
         ingest_s = time.monotonic() - t0
         if done.returncode != 0:
             raise SystemExit(f"ingest in {checkout} failed ({done.returncode}): {done.stderr[-2000:]}")
+        t_start = time.monotonic()
         proc, url = _start(checkout, env)
+        start_s = time.monotonic() - t_start  # until /health answers: models loaded, warm-up queued
+        start_rss = _engine_rss_mib(proc.pid)
         try:
             credential = home / "engine.credential"  # the local administrator's (checkouts with accounts)
             bearer = credential.read_text().strip() if credential.is_file() else token
@@ -142,7 +145,8 @@ def bench_checkout(checkout: Path, corpus: Path, model: Path, queries: list[str]
             _stop(proc)
     return {"checkout": str(checkout), "commit": _git_head(checkout), "ingest_seconds": round(ingest_s, 1),
             "sequential": latency_stats(sequential), f"concurrent_{clients}": latency_stats(concurrent),
-            "concurrent_per_s": round(len(concurrent) / wall, 2), "engine_rss_mib": rss}
+            "concurrent_per_s": round(len(concurrent) / wall, 2), "engine_rss_mib": rss,
+            "engine_start_s": round(start_s, 1), "engine_rss_at_start_mib": start_rss}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     key = f"concurrent_{args.clients}"
     print(markdown_table(
         ["checkout", "commit", "seq p50 ms", "seq p95 ms", f"{args.clients} clients p50 ms",
-         f"{args.clients} clients p95 ms", "searches/s", "engine RSS MiB"],
+         f"{args.clients} clients p95 ms", "searches/s", "engine RSS MiB", "engine start s"],
         [[r["checkout"], r["commit"], r["sequential"]["p50_ms"], r["sequential"]["p95_ms"], r[key]["p50_ms"],
-          r[key]["p95_ms"], r["concurrent_per_s"], r["engine_rss_mib"]] for r in rows]))
+          r[key]["p95_ms"], r["concurrent_per_s"], r["engine_rss_mib"], r.get("engine_start_s")] for r in rows]))
     print(f"\nresult: {path}")
     return 0
 

@@ -73,7 +73,6 @@ class DocumentIndex:
         self._check_levels()
         self.store = store or open_store(settings)
         self._embedder = embedder
-        self._reference_embedder: TextEmbedder | None = None
         self.sparse = SparseEncoder(avg_len=settings.bm25_avg_len)
         # Serializes store access when one engine process ingests while it answers (searches stay short).
         self._lock = threading.RLock()
@@ -94,17 +93,6 @@ class DocumentIndex:
         if self._embedder is None:
             self._embedder = load_embedder(self.settings)
         return self._embedder
-
-    @property
-    def reference_embedder(self) -> TextEmbedder:
-        """The embedding folder run by sentence-transformers itself: the answer's cross-language support checks
-        use it because their thresholds were calibrated on its scores (the int8 export moves a cosine by up to
-        ~0.01, enough to flip a decision at a threshold). The same object when the index embeds with torch."""
-        if self.embedder.backend == "torch":
-            return self.embedder
-        if self._reference_embedder is None:
-            self._reference_embedder = load_embedder(self.settings.model_copy(update={"embedding_backend": "torch"}))
-        return self._reference_embedder
 
     # ---- writes -------------------------------------------------------------------------------------------
     def recover(self) -> list[str]:

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 import index  # noqa: E402,F401  (offline environment first)
 from app.grounding import ground  # noqa: E402
 from app.semantic_support import SentenceSimilarity  # noqa: E402
-from index.embedding import Embedder  # noqa: E402
+from index.embedding import load_embedder  # noqa: E402
+from index.settings import VigieSettings  # noqa: E402
 from index.sparse import SparseEncoder, detect_language  # noqa: E402
 
 RUNS = ("answer_bench_120.json", "answer_bench.json")
@@ -62,7 +63,8 @@ def run_ground(case: dict, encoder: SparseEncoder, semantic: SentenceSimilarity,
 
 def main() -> None:
     model = Path(os.environ.get("VIGIE_EMBEDDING_MODEL") or Path.home() / ".vigie/models/multilingual-e5-small")
-    encoder, semantic = SparseEncoder(), SentenceSimilarity(Embedder(model, threads=os.cpu_count(), batch_size=32))
+    # the product's default embedder (the int8 ONNX export), as AnswerPipeline uses it
+    encoder, semantic = SparseEncoder(), SentenceSimilarity(load_embedder(VigieSettings(embedding_model=model)))
     recorded = []
     for case in cases():
         recorded.append({**case, "quoted": run_ground(case, encoder, semantic),

@@ -73,7 +73,6 @@ class EngineState:
         index.embedder  # noqa: B018  (load the embedding model at start, not on the first question)
         if load_model:
             state.get_model()
-            index.reference_embedder  # noqa: B018  (the answer's support checks: loaded at start too)
             state.generation.submit(state.answering.pipeline.warm_up)  # before any question, in the queue
         state.local_credential = write_local_credential(settings.local_credential_path)
         return state

@@ -23,8 +23,9 @@ CASES = json.loads(gzip.decompress(GOLDEN.read_bytes()))["cases"]
 
 
 @pytest.fixture(scope="module")
-def checkers(reference_embedder):
-    return SparseEncoder(), SentenceSimilarity(reference_embedder)
+def checkers(embedder):
+    """The checks as the product runs them: the index's default embedder (the int8 ONNX export)."""
+    return SparseEncoder(), SentenceSimilarity(embedder)
 
 
 def _ground(case: dict, checkers, quote: bool) -> dict:
