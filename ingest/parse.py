@@ -170,13 +170,15 @@ def _ocr_pdf_pages(path: Path, doc: ParsedDocument, progress: OcrProgress | None
     finally:
         pdf.close()
     _merge_pages(doc, read)
+    # when the text parser failed, every error below says so first: it is why these pages needed OCR
+    cause = f"pdf parser failed ({doc.text_layer_error}) and " if doc.text_layer_error else ""
     if doc.text_layer_error:
         doc.warnings.append(f"the text layer could not be read ({doc.text_layer_error}): {_page_list(scanned)} "
                             f"read by OCR instead")
-    _check_ocr_failures(doc, failures, len(scanned))
+    _check_ocr_failures(doc, failures, len(scanned), cause)
     if not doc.elements:
-        raise ParseFailure(f"no text extracted: OCR found no text on the {len(scanned)} page(s) without a text "
-                           "layer (images without writing?)")
+        raise ParseFailure(f"no text extracted: {cause}OCR found no text on the {len(scanned)} page(s) without a "
+                           "text layer (images without writing?)")
 
 
 def _merge_pages(doc: ParsedDocument, read: dict[int, list[Element]]) -> None:
@@ -192,11 +194,13 @@ def _merge_pages(doc: ParsedDocument, read: dict[int, list[Element]]) -> None:
     doc.elements = [el for _, el in kept]
 
 
-def _check_ocr_failures(doc: ParsedDocument, failures: list[str], attempted: int) -> None:
+def _check_ocr_failures(doc: ParsedDocument, failures: list[str], attempted: int, cause: str = "") -> None:
+    """Fail when OCR failed on every page it was needed for and nothing else was read; else warn. `cause`: why
+    the pages needed OCR, when it was a failure too ("pdf parser failed (…) and ")."""
     if not failures:
         return
     if len(failures) == attempted and not doc.elements:
-        raise ParseFailure(f"OCR failed on every page that needs it ({attempted}): {failures[0]}")
+        raise ParseFailure(f"{cause}OCR failed on every page that needs it ({attempted}): {failures[0]}")
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
     doc.warnings.append(f"OCR failed on {len(failures)} of {attempted} page(s), skipped: {failures[0]}{more}")
     log.warning("%s", doc.warnings[-1])

@@ -150,6 +150,10 @@ def test_a_pdf_whose_text_parser_fails_is_read_by_ocr_with_its_pages(tmp_path: P
         assert word_recall(text_layer(page), read) >= RECALL_FLOOR
     assert doc.warnings == ["the text layer could not be read (PSSyntaxError: Invalid dictionary construct: "
                             "[/Type, /Font, /Subtype]): pages 1-3 read by OCR instead"]
+    # OCR failing on every page too: the error names both problems
+    with pytest.raises(ParseFailure, match=r"^pdf parser failed \(PSSyntaxError: .*\) and OCR failed on every page "
+                                           r"that needs it \(3\): .*page 1: tesseract timed out"):
+        parse_file(SOURCE, "pdf", ocr=ocr.OcrLimits(page_timeout_s=0.001))
     # without tesseract, the error names both problems
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ParseFailure, match=r"pdf parser failed \(PSSyntaxError: .*\) and its pages cannot be read "
