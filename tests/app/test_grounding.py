@@ -2,6 +2,7 @@
 
 from app.grounding import ground
 from index.sparse import SparseEncoder
+from tests.app.code_passages import L222_17
 
 SOURCES = {
     1: "Le conseil de défense et de sécurité nationale est présidé par le Président de la République.",
@@ -105,13 +106,6 @@ def test_mixed_languages_use_one_semantic_scale() -> None:
     assert g.cited == [2] and g.reattributed == 1
 
 
-# Article L222-17 of the Code de justice militaire (its first three paragraphs, as in the corpus)
-L222_17 = ("Dès l'ouverture de l'audience, l'emploi de tout appareil d'enregistrement ou de diffusion sonore, de "
-           "caméra de télévision ou de cinéma, d'appareils photographiques est interdit sous peine d'une amende de "
-           "18 000 "
-           "euros.\n\nToutefois, le président peut ordonner que les débats font l'objet, sous son contrôle, d'un "
-           "enregistrement sonore.\n\nLes supports de cet enregistrement sont placés sous scellés et déposés au "
-           "greffe du tribunal.")
 FINE = "A fine of 18,000 euros is incurred for using a camera once the hearing has opened."
 
 

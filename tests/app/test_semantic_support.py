@@ -6,6 +6,7 @@ import pytest
 
 from app.grounding import SEMANTIC_REATTRIBUTE, SEMANTIC_SUPPORT
 from app.semantic_support import SentenceSimilarity
+from tests.app.code_passages import L222_17
 
 
 @pytest.fixture(params=["onnx", "torch"])
@@ -54,12 +55,6 @@ def test_passage_vectors_are_cached_and_scores_agree_across_batches(backend_embe
 
 
 # Real passages of the codes and real English drafts of the default model (answer benchmark, development half)
-L222_17 = ("Dès l'ouverture de l'audience, l'emploi de tout appareil d'enregistrement ou de diffusion sonore, de "
-           "caméra de télévision ou de cinéma, d'appareils photographiques est interdit sous peine d'une amende de "
-           "18 000 "
-           "euros.\n\nToutefois, le président peut ordonner que les débats font l'objet, sous son contrôle, d'un "
-           "enregistrement sonore.\n\nLes supports de cet enregistrement sont placés sous scellés et déposés au "
-           "greffe du tribunal.")
 D4152_8 = ("La direction de l'enseignement militaire supérieur est un organisme interarmées qui relève du chef "
            "d'état-major des armées.\n\nCet organisme est dirigé par un officier général.")
 
