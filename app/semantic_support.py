@@ -46,23 +46,28 @@ class SentenceSimilarity:
         return vectors
 
     def _sentence_vectors(self, sentences: Sequence[str]) -> np.ndarray:
+        """Vectors of short texts (passage sentences, a claim, the question), each embedded once while cached."""
         with self._lock:
-            missing = [s for s in dict.fromkeys(sentences) if s not in self._sentences]
-        vectors = dict(zip(missing, self.embedder.embed_queries(missing), strict=True)) if missing else {}
-        with self._lock:
-            for text, vector in vectors.items():
-                self._sentences[text] = vector
-            out = np.stack([self._sentences[s] for s in sentences])
-            while len(self._sentences) > _SENTENCES_KEPT:
-                self._sentences.popitem(last=False)
-        return out
+            known = {s: self._sentences[s] for s in dict.fromkeys(sentences) if s in self._sentences}
+            for s in known:
+                self._sentences.move_to_end(s)
+        missing = [s for s in dict.fromkeys(sentences) if s not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.embed_queries(missing), strict=True))
+            with self._lock:
+                for text in missing:
+                    self._sentences[text] = known[text]
+                while len(self._sentences) > _SENTENCES_KEPT:
+                    self._sentences.popitem(last=False)
+        return np.stack([known[s] for s in sentences])
 
     def sentence_cosines(self, text: str, sentences: Sequence[str]) -> list[float]:
         """The cosine of `text` (a claim, a question) with each of `sentences` (a passage's, as grounding splits
-        it): which sentence a translated claim comes from."""
+        it): which sentence a translated claim comes from. The question, asked for every translated sentence,
+        is embedded once."""
         if not sentences:
             return []
-        return [float(x) for x in self._sentence_vectors(sentences) @ self.embedder.embed_queries([text])[0]]
+        return [float(x) for x in self._sentence_vectors(sentences) @ self._sentence_vectors([text])[0]]
 
     def __call__(self, claims: Sequence[str], passages: Sequence[str]) -> list[list[float]]:
         claim_vectors = self.embedder.embed_queries(list(claims))
