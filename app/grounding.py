@@ -267,6 +267,8 @@ def _write_sentence(claim: str, terms: set[int], good: list[int], support: _Supp
     source = evidence.quote_from.get(good[0], "") if evidence.quote_from else ""
     if not source:
         return _keep(body, end, terms, good, kept_terms, result, evidence)
+    good = _quotable_first(body, terms, good, evidence)
+    source = evidence.quote_from.get(good[0], "") if evidence.quote_from else ""
     quote = evidence.quote(good[0], terms)
     copied = _copied_sentences(body, source)
     if copied and set(copied) <= evidence.quoted.get(good[0], set()):
@@ -288,6 +290,17 @@ def _write_sentence(claim: str, terms: set[int], good: list[int], support: _Supp
     evidence.quoted.setdefault(good[0], set()).update(quote.indices)
     result.quoted += 1
     return _keep(f"« {quote.text.rstrip(' .;:')} »", ".", quote_terms, good[:1], kept_terms, result, evidence)
+
+
+def _quotable_first(body: str, terms: set[int], good: list[int], evidence: _Evidence) -> list[int]:
+    """`good` with first the strongest passage that has a sentence to quote for the claim (or that the claim
+    copies): two passages can support a claim equally while only one holds it in a single sentence (the other
+    spreads its words over several)."""
+    assert evidence.quote_from is not None
+    for n in good:
+        if evidence.quote(n, terms) is not None or _copied_sentences(body, evidence.quote_from.get(n, "")):
+            return [n, *(m for m in good if m != n)]
+    return good
 
 
 def _write_translation(body: str, end: str, terms: set[int], good: list[int], evidence: _Evidence,

@@ -2,7 +2,7 @@
 
 from app.grounding import ground
 from index.sparse import SparseEncoder
-from tests.app.code_passages import L222_17
+from tests.app.code_passages import L222_17, L255_7_END, L255_7_START
 
 SOURCES = {
     1: "Le conseil de défense et de sécurité nationale est présidé par le Président de la République.",
@@ -230,3 +230,16 @@ def test_a_quote_of_two_sentences_is_one_sentence() -> None:
 
     text = "« Le site ouvre à 7 h. Il ferme à 19 h » [1]. Le badge est restitué [2]."
     assert split_sentences(text) == ["« Le site ouvre à 7 h. Il ferme à 19 h » [1].", "Le badge est restitué [2]."]
+
+
+def test_a_claim_two_passages_support_equally_is_quoted_from_the_one_holding_it_in_a_sentence() -> None:
+    # A real draft (held-out cjm-009) over two chunks of article L255-7 of the Code de justice militaire: both hold
+    # 5 of the claim's 9 stems, the first (cited first) spread over several items, the second in one sentence.
+    sources = {1: L255_7_END, 2: L255_7_START}
+    question = ("Pour les crimes et délits contre les intérêts fondamentaux de la nation commis en temps de guerre, "
+                "jusqu'à quelle durée totale la garde à vue peut-elle être portée ?")
+    g = ground("La garde à vue peut être portée jusqu'à quinze jours [1][2].", sources, SparseEncoder(),
+               question=question, quote_from=sources)
+    assert g.text == ("« Deux prolongations successives de quatre jours, accordées dans les mêmes conditions, peuvent "
+                      "porter à quinze jours la durée de la garde à vue » [2].")
+    assert g.cited == [2] and g.quoted == 1
