@@ -347,7 +347,8 @@ def serve(
     except (ModelIntegrityError, IndexLocked, LegacyIndexLayout, LevelsChanged) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
-    err.print(f"Vigie engine on {settings.engine_url} ({state.index.store.backend}, model {state.model.name})")
+    err.print(f"Vigie engine on {settings.engine_url} ({state.index.store.backend}, model {state.model.name}, "
+              f"llama.cpp {state.model.build.name} build)")
     try:
         run_server(state, settings.engine_host, settings.engine_port)
     finally:

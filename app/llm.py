@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.llama_build import select_llama_build
 from app.prompt_slots import PromptSlots
 from index.settings import VigieSettings
 from ingest.files import file_sha256
@@ -58,6 +59,7 @@ class LocalModel:
         path = settings.resolved_llm_model
         if verify:
             verify_model_file(path, settings.llm_sha256)
+        self.build = select_llama_build(settings.llm_cpu_build)  # before llama_cpp's first import
         from llama_cpp import Llama
 
         self.path = path
@@ -74,7 +76,7 @@ class LocalModel:
         self._asker: tuple[str, str | None] = ("", None)  # the running generation's owner and shared text
         self._generate = self._llm.generate
         self._llm.generate = self._generate_from_slots  # create_chat_completion calls it with the prompt tokens
-        log.info("model %s loaded (context %d)", path.name, self.context)
+        log.info("model %s loaded (context %d, llama.cpp %s build)", path.name, self.context, self.build.name)
 
     def _generate_from_slots(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
         """llama-cpp-python's `generate`, after swapping in the saved context that shares most with the prompt."""

@@ -96,6 +96,9 @@ class VigieSettings(BaseSettings):
     llm_context: int = Field(4096, ge=512)
     llm_threads: int | None = None
     llm_gpu_layers: int = 0
+    llm_cpu_build: Literal["auto", "avx2", "avx512"] = Field("auto", description=(
+        "llama.cpp build: auto takes the AVX-512 one (installed by scripts/install.sh on an AVX-512 machine) when "
+        "the CPU has every instruction it needs, else the portable AVX2 wheel (app/llama_build.py)."))
     llm_max_tokens: int = Field(384, ge=16)
     llm_temperature: float = Field(0.0, ge=0.0)
     llm_prompt_slots: int = Field(4, ge=0, le=64, description=(

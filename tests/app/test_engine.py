@@ -115,7 +115,8 @@ def test_english_question_over_french_sources_is_answered_in_english_and_cited(e
     assert not answer["refused"], answer
     # the office's name may stay French inside the English answer ("The Président de la République chairs …")
     folded = unicodedata.normalize("NFKD", answer["answer"]).encode("ascii", "ignore").decode()
-    assert answer["language"] == "en" and "President" in folded and " chairs " in f" {folded} "
+    # English words for the office, whichever voice ("chairs" / "is chaired by"; the French quote says "présidés")
+    assert answer["language"] == "en" and "President" in folded and re.search(r"\bchair(s|ed)\b", folded)
     assert answer["citations"] and all(c["document"].startswith("Code de la défense") for c in answer["citations"])
     assert any("L1121-1" in c["section"] for c in answer["citations"]), answer["citations"]
 

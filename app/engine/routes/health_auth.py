@@ -35,6 +35,7 @@ def status(principal: Principal = Depends(get_principal), state: EngineState = D
                if r.sha256 and principal.reader.may_see(r.classification, r.groups)]
     return {"status": "ok", "backend": state.index.store.backend, "documents": len(visible),
             "chunks": sum(r.chunk_count for r in visible), "model": state.model.name if state.model else None,
+            "llm_build": state.model.build.name if state.model else None,
             "embedding_model": state.settings.resolved_embedding_model.name, "queue": state.generation.depth,
             "cancelled": state.generation.cancelled, "user": principal.to_dict(),
             "levels": list(level_scale.current().names)}
