@@ -697,7 +697,10 @@ def main(argv: list[str] | None = None) -> int:
                 "quote_paraphrases": cdd_idx.settings.quote_paraphrases,
                 "judge_rules": JUDGE_RULES,
                 "model": {"file": str(args.llm), "sha256": model.sha256 if model else cdd_idx.settings.llm_sha256,
-                          "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s")},
+                          "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s"),
+                          # which llama.cpp libraries ran it (checkouts before app/llama_build.py: the wheel's own)
+                          "llama_build": getattr(getattr(model, "build", None), "name", None)
+                          or (model is not None and "avx2 (the wheel's own; no build selection)") or None},
                 "prompt_versions": sorted({r["prompt_version"] for r in records if r["prompt_version"]}),
                 "metrics": by_set, "metrics_all": metrics(records) if records else None,
                 "records": records}
