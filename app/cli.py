@@ -261,12 +261,13 @@ def ask(
     else:
         from app.answer_service import AnswerService
         from app.answer_store import AnswerStore
+        from app.llama_build import LlamaBuildError
         from app.llm import LocalModel, ModelIntegrityError
 
         index = _open_index(settings)
         try:
             model = LocalModel(settings)
-        except ModelIntegrityError as exc:
+        except (ModelIntegrityError, LlamaBuildError) as exc:
             index.close()
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(3) from exc
@@ -323,6 +324,7 @@ def serve(
     from app.engine.server import UnsafeBind, check_bind
     from app.engine.server import serve as run_server
     from app.engine.state import EngineState
+    from app.llama_build import LlamaBuildError
     from app.llm import ModelIntegrityError
 
     settings = _settings()
@@ -344,7 +346,7 @@ def serve(
 
     try:
         state = EngineState.build(settings)
-    except (ModelIntegrityError, IndexLocked, LegacyIndexLayout, LevelsChanged) as exc:
+    except (ModelIntegrityError, LlamaBuildError, IndexLocked, LegacyIndexLayout, LevelsChanged) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
     err.print(f"Vigie engine on {settings.engine_url} ({state.index.store.backend}, model {state.model.name}, "

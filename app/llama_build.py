@@ -52,11 +52,12 @@ def cpu_flags(cpuinfo: str) -> frozenset[str]:
     return frozenset()
 
 
-def _read_cpuinfo() -> str:
+def this_cpu_flags() -> frozenset[str]:
+    """This machine's instruction-set flags, from /proc/cpuinfo (empty when it cannot be read)."""
     try:
-        return Path("/proc/cpuinfo").read_text(errors="replace")
+        return cpu_flags(Path("/proc/cpuinfo").read_text(errors="replace"))
     except OSError:
-        return ""
+        return frozenset()
 
 
 def choose_build(wanted: str, flags: frozenset[str], avx512_dir: Path) -> LlamaBuild:
@@ -90,7 +91,7 @@ def select_llama_build(wanted: str = "auto") -> LlamaBuild:
     if os.environ.get("LLAMA_CPP_LIB_PATH"):
         path = os.environ["LLAMA_CPP_LIB_PATH"]
         return LlamaBuild(_name_of(path), Path(path), "LLAMA_CPP_LIB_PATH set by the operator")
-    build = choose_build(wanted, cpu_flags(_read_cpuinfo()), avx512_lib_dir())
+    build = choose_build(wanted, this_cpu_flags(), avx512_lib_dir())
     if build.lib_path is not None:
         os.environ["LLAMA_CPP_LIB_PATH"] = str(build.lib_path)
     log.info("llama.cpp build: %s (%s)", build.name, build.reason)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.llama_build import AVX512_FLAGS, avx512_lib_dir, cpu_flags
+from app.llama_build import AVX512_FLAGS, avx512_lib_dir, this_cpu_flags
 
 log = logging.getLogger("install_llama_avx512")
 CMAKE_ARGS = ("-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
@@ -92,7 +92,7 @@ def main() -> int:
     if os.environ.get("VIGIE_SKIP_AVX512_BUILD") == "1":
         log.info("llama.cpp AVX-512 build: skipped (VIGIE_SKIP_AVX512_BUILD=1); the portable AVX2 build is used")
         return 0
-    missing = sorted(AVX512_FLAGS - cpu_flags(Path("/proc/cpuinfo").read_text(errors="replace")))
+    missing = sorted(AVX512_FLAGS - this_cpu_flags())
     if missing:
         log.info("llama.cpp AVX-512 build: not needed, this CPU lacks %s (the portable AVX2 build is used)",
                  ", ".join(missing))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.llama_build import AVX512_FLAGS, LlamaBuildError, avx512_lib_dir, choose_build, cpu_flags
+from app.llama_build import AVX512_FLAGS, LlamaBuildError, avx512_lib_dir, choose_build, cpu_flags, this_cpu_flags
+from tests.engine_process import engine_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # The first lines of /proc/cpuinfo on an AVX2-only AMD EPYC machine (flags cut to the ones that matter here)
@@ -62,9 +63,25 @@ def _loaded(wanted: str) -> tuple[str, str]:
 def test_the_library_loaded_is_the_build_chosen() -> None:
     """In a fresh interpreter, as the engine loads it: the real libraries report the instructions of the build."""
     name, info = _loaded("auto")
-    has_everything = cpu_flags(Path("/proc/cpuinfo").read_text()) >= AVX512_FLAGS
+    has_everything = this_cpu_flags() >= AVX512_FLAGS
     if has_everything and (avx512_lib_dir() / "libllama.so").is_file():
         assert name == "avx512"
     assert ("AVX512 = 1" in info) == (name == "avx512")
     name, info = _loaded("avx2")
     assert name == "avx2" and "AVX2 = 1" in info and "AVX512 = 1" not in info
+
+
+# `vigie ask` and `vigie serve` as an operator runs them, the AVX-512 build made absent (the only seam patched)
+_ABSENT_BUILD = ("import sys; from pathlib import Path; import app.llama_build as b; "
+                 "b.avx512_lib_dir = lambda prefix=None: Path('/nonexistent/llama-cpp-avx512'); "
+                 "from app.cli import main; sys.argv = ['vigie', *sys.argv[1:]]; main()")
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("command", [("ask", "Qui préside le conseil de défense ?"), ("serve",)])
+def test_an_avx512_build_that_cannot_run_is_a_clear_error(command: tuple[str, ...], tmp_path: Path) -> None:
+    env = engine_env(tmp_path, VIGIE_LLM_CPU_BUILD="avx512")
+    out = subprocess.run([sys.executable, "-c", _ABSENT_BUILD, *command], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "VIGIE_LLM_CPU_BUILD=avx512 cannot be used" in out.stderr and "Traceback" not in out.stderr
