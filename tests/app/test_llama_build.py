@@ -81,6 +81,8 @@ _ABSENT_BUILD = ("import sys; from pathlib import Path; import app.llama_build a
 @pytest.mark.parametrize("command", [("ask", "Qui préside le conseil de défense ?"), ("serve",)])
 def test_an_avx512_build_that_cannot_run_is_a_clear_error(command: tuple[str, ...], tmp_path: Path) -> None:
     env = engine_env(tmp_path, VIGIE_LLM_CPU_BUILD="avx512")
+    # an earlier in-process model load sets LLAMA_CPP_LIB_PATH here, which would read as the operator's own choice
+    env.pop("LLAMA_CPP_LIB_PATH", None)
     out = subprocess.run([sys.executable, "-c", _ABSENT_BUILD, *command], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env=env)
     assert out.returncode == 3, out.stderr[-2000:]
