@@ -89,10 +89,10 @@ def _variant(build: str, flash_attn: bool) -> str:
 
 def _available_builds() -> list[str]:
     sys.path.insert(0, str(REPO_DIR))
-    from app.llama_build import LlamaBuildError, avx512_lib_dir, choose_build, cpu_flags
+    from app.llama_build import LlamaBuildError, avx512_lib_dir, choose_build, this_cpu_flags
 
     try:
-        choose_build("avx512", cpu_flags(Path("/proc/cpuinfo").read_text()), avx512_lib_dir())
+        choose_build("avx512", this_cpu_flags(), avx512_lib_dir())
     except LlamaBuildError as exc:
         print(f"only the portable build can run here: {exc}", file=sys.stderr)
         return ["avx2"]
