@@ -8,7 +8,8 @@ Two kinds of support, chosen by the languages of the passages:
   (`SemanticSupport`). Stems of two languages never match, and a whole-passage cosine is too diluted to tell
   a translated sentence from a neighbour.
 
-Every number of a sentence must appear in a source; a question, the question restated without a yes or no,
+Every number of a sentence must appear in a source, in digits or in words (app/number_words.py); a question,
+the question restated without a yes or no,
 and a repeat of an earlier sentence are not claims.
 A small model cites loosely; this keeps only citations that hold (at most `MAX_CITATIONS` per sentence, the
 strongest), re-attributes an uncited or wrongly cited sentence to the passage that clearly supports it, and
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.citations import MARKER
+from app.number_words import spelled_numbers
 from app.quoting import Quote, answering_quote, choose_quote, enumeration, join_sentences
 from index.sparse import SparseEncoder, detect_language
 
@@ -88,6 +90,11 @@ def _numbers(text: str) -> set[str]:
     return {re.sub(r"[ .,]", "", n) for n in _NUMBER.findall(text)}
 
 
+def _source_numbers(text: str) -> set[str]:
+    """The numbers a passage states, in digits or in words ("un jour franc" holds the 1 of "1 jour franc")."""
+    return _numbers(text) | spelled_numbers(text)
+
+
 def split_sentences(text: str, keep_quotes: bool = True) -> list[str]:
     """The answer's sentences, as grounding and the citation checks see them (a « quote » is one sentence).
 
@@ -124,7 +131,7 @@ class _Evidence:
     language: str
     question_terms: set[int]
     passage_terms: dict[int, set[int]]
-    source_numbers: set[str]
+    passage_numbers: dict[int, set[str]]  # n -> the numbers passage n states, in digits or in words
     quote_from: dict[int, str] | None
     question: str = ""
     sentence_cosines: SentenceCosines | None = None
@@ -166,7 +173,7 @@ class _Evidence:
         return cls(sources=sources, encoder=encoder, language=language,
                    question_terms=encoder.terms(question, language) if question else set(),
                    passage_terms={n: encoder.terms(text, language) for n, text in sources.items()},
-                   source_numbers=set().union(*(_numbers(t) for t in sources.values())) if sources else set(),
+                   passage_numbers={n: _source_numbers(text) for n, text in sources.items()},
                    quote_from=quote_from, question=question, sentence_cosines=sentence_cosines)
 
 
@@ -217,8 +224,8 @@ def _not_a_claim(claim: str, terms: set[int], evidence: _Evidence, kept_terms: l
     """A question, the question restated (without a yes or no), a repeat, or a number no source holds."""
     echo = (len(terms) >= 2 and len(terms & evidence.question_terms) >= ECHO_SHARE * len(terms)
             and not _YES_NO.match(claim))
-    return claim.endswith("?") or echo or _repeats(terms, kept_terms) or bool(_numbers(claim) -
-                                                                              evidence.source_numbers)
+    stated = set().union(*evidence.passage_numbers.values()) if evidence.passage_numbers else set()
+    return claim.endswith("?") or echo or _repeats(terms, kept_terms) or bool(_numbers(claim) - stated)
 
 
 def _support(terms: set[int], cosine_row: list[float] | None, evidence: _Evidence) -> _Support:
@@ -242,6 +249,16 @@ def _keep_citations(sentence: str, support: _Support, evidence: _Evidence, resul
         return []
     result.reattributed += 1
     return [winner]
+
+
+def _holding_numbers(claim: str, good: list[int], result: GroundedText, evidence: _Evidence) -> list[int]:
+    """The kept citations whose passage states every number of the claim ([] when none does): a number read
+    from one source cannot be cited to another ("24 months [3]" where only [4] says "vingt-quatre mois", and of
+    something else)."""
+    numbers = _numbers(claim)
+    holding = [n for n in good if numbers <= evidence.passage_numbers.get(n, set())]
+    result.dropped_citations += len(good) - len(holding)
+    return holding
 
 
 def _copied_sentences(body: str, source: str) -> tuple[int, ...]:
@@ -337,7 +354,7 @@ def _ground_sentence(sentence: str, claim: str, cosine_row: list[float] | None, 
         result.dropped_citations += len(_cited(sentence))
         return None
     support = _support(terms, cosine_row, evidence)
-    good = _keep_citations(sentence, support, evidence, result)
+    good = _holding_numbers(claim, _keep_citations(sentence, support, evidence, result), result, evidence)
     if not good:
         result.dropped_sentences += 1
         return None

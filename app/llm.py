@@ -68,7 +68,8 @@ class LocalModel:
         self.settings = settings
         self._llm = Llama(model_path=str(path), n_ctx=settings.llm_context,
                           n_threads=settings.llm_threads or settings.threads,
-                          n_gpu_layers=settings.llm_gpu_layers, verbose=False, seed=0)
+                          n_gpu_layers=settings.llm_gpu_layers, flash_attn=settings.llm_flash_attn,
+                          verbose=False, seed=0)
         self.context = self._llm.n_ctx()
         self._lock = threading.Lock()
         self.slots = PromptSlots(self._llm, settings.llm_prompt_slots)

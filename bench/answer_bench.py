@@ -583,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: the settings default; 1.0 = off)")
     parser.add_argument("--quote-paraphrases", choices=("on", "off"), default=None,
                         help="replace paraphrased sentences by the source sentence, quoted (default: settings)")
+    parser.add_argument("--flash-attn", choices=("on", "off"), default=None,
+                        help="llama.cpp flash attention (default: the settings default, off)")
     parser.add_argument("--regrade", type=Path, default=None,
                         help="results JSON of an earlier run: re-check its recorded drafts with the current "
                              "citation checks (no LLM; only valid for changes after generation)")
@@ -655,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
                 idx.settings.refusal_probability = args.refusal_probability
             if args.quote_paraphrases is not None:
                 idx.settings.quote_paraphrases = args.quote_paraphrases == "on"
+            if args.flash_attn is not None:
+                idx.settings.llm_flash_attn = args.flash_attn == "on"
     model_box: dict[str, Any] = {}
 
     def provider() -> LocalModel:
@@ -695,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
                 "prompt_source_tokens": getattr(cdd_idx.settings, "prompt_source_tokens", None),  # older checkouts
                 "refusal_probability": cdd_idx.settings.refusal_probability,
                 "quote_paraphrases": cdd_idx.settings.quote_paraphrases,
+                "flash_attn": getattr(cdd_idx.settings, "llm_flash_attn", False),  # older checkouts: off
                 "judge_rules": JUDGE_RULES,
                 "model": {"file": str(args.llm), "sha256": model.sha256 if model else cdd_idx.settings.llm_sha256,
                           "sha256_verified_at_load": model is not None, "load_s": model_box.get("load_s"),

@@ -36,3 +36,18 @@ L255_7_START = (
     "utile, au commissaire du Gouvernement ou au juge d'instruction militaire de se faire présenter, à "
     "tout moment, sur les lieux de la garde à vue, la personne qui s'y trouve retenue."
 )
+
+# Code de justice militaire, L231-3: a number written in words ("un jour franc")
+L231_3 = ("Même au cas d'itératif défaut, le condamné et la partie civile ont un délai d'un jour franc après que le "
+          "jugement a été porté à leur connaissance pour déclarer au greffe qu'ils se pourvoient en cassation.\n\n"
+          "Le commissaire du Gouvernement peut dans le même délai, à compter du prononcé du jugement, déclarer au "
+          "greffe qu'il demande la cassation de la décision rendue.")
+# Code de la défense, R4221-9 and R4221-18: neighbours of the reserve's contract; only R4221-18 states a duration
+R4221_9 = ("Chaque période couvre des services effectifs continus et fait l'objet d'une convocation qui ouvre droit "
+           "aux indemnités de déplacement temporaire, à l'aller et au retour, entre le domicile du réserviste et son "
+           "lieu d'affectation.\n\nLes services comptent du jour de la mise en route jusqu'à celui du retour du "
+           "réserviste à son domicile.")
+R4221_18 = ("Sur demande de l'intéressé, l'exécution des obligations nées du contrat d'engagement à servir dans la "
+            "réserve opérationnelle peut être suspendue par le ministre de la défense, ou le ministre de l'intérieur "
+            "pour les réservistes de la gendarmerie nationale, pour une durée maximum de vingt-quatre mois, sans que "
+            "cette décision ait pour effet de différer le terme prévu de l'engagement.")

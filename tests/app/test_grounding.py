@@ -243,3 +243,25 @@ def test_a_claim_two_passages_support_equally_is_quoted_from_the_one_holding_it_
     assert g.text == ("« Deux prolongations successives de quatre jours, accordées dans les mêmes conditions, peuvent "
                       "porter à quinze jours la durée de la garde à vue » [2].")
     assert g.cited == [2] and g.quoted == 1
+
+
+def test_a_number_the_passage_writes_in_words_is_supported() -> None:
+    from tests.app.code_passages import L231_3
+
+    g = ground("Le condamné dispose de 1 jour franc pour déclarer au greffe qu'il se pourvoit en cassation [1].",
+               {1: L231_3}, SparseEncoder(), quote_from={1: L231_3},
+               question="De quel délai un condamné dispose-t-il pour se pourvoir en cassation ?")
+    assert g.cited == [1] and "un jour franc" in g.text
+
+
+def test_a_number_must_be_in_the_passage_cited_for_it() -> None:
+    """R4221-18 says "vingt-quatre mois" (of a suspension); a sentence citing its neighbour R4221-9 for
+    "24 mois" is dropped, though a number of the sources matches."""
+    from tests.app.code_passages import R4221_9, R4221_18
+
+    sources = {1: R4221_9, 2: R4221_18}
+    g = ground("Les services du réserviste comptent 24 mois du jour de la mise en route [1].", sources, SparseEncoder())
+    assert g.text == "" and g.dropped_sentences == 1
+    kept = ground("L'exécution des obligations du contrat peut être suspendue pour une durée maximum de 24 mois [2].",
+                  sources, SparseEncoder())
+    assert kept.cited == [2]
