@@ -101,7 +101,7 @@ class VigieSettings(BaseSettings):
         "the CPU has every instruction it needs, else the portable AVX2 wheel (app/llama_build.py)."))
     llm_flash_attn: bool = Field(False, description=(
         "llama.cpp's flash attention: about 1.09x faster prompt evaluation on the AVX-512 build (within this VM's "
-        "drift); it changes greedy drafts, so it stays off until the answer benchmark shows both halves hold."))
+        "drift); it changes greedy drafts and cost one held-out answer of 62 (docs/benchmarks.md), so it is off."))
     llm_max_tokens: int = Field(384, ge=16)
     llm_temperature: float = Field(0.0, ge=0.0)
     llm_prompt_slots: int = Field(4, ge=0, le=64, description=(
