@@ -70,11 +70,15 @@ class EngineState:
                     accounts=open_accounts(settings), audit=audit, answers=AnswerStore(settings.answers_path))
         state.jobs = IngestJobs(index, history=settings.job_history, on_finish=state._record_job)
         state.answering = AnswerService(index, state.get_model, state.answers, audit)
-        index.embedder  # noqa: B018  (load the embedding model at start, not on the first question)
-        if load_model:
-            state.get_model()
-            state.generation.submit(state.answering.pipeline.warm_up)  # before any question, in the queue
-        state.local_credential = write_local_credential(settings.local_credential_path)
+        try:
+            index.embedder  # noqa: B018  (load the embedding model at start, not on the first question)
+            if load_model:
+                state.get_model()
+                state.generation.submit(state.answering.pipeline.warm_up)  # before any question, in the queue
+            state.local_credential = write_local_credential(settings.local_credential_path)
+        except BaseException:
+            state.close()  # a model that fails its check leaves the index, accounts and answers closed, unlocked
+            raise
         return state
 
     def get_model(self) -> LocalModel:
