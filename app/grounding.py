@@ -8,9 +8,8 @@ Two kinds of support, chosen by the languages of the passages:
   (`SemanticSupport`). Stems of two languages never match, and a whole-passage cosine is too diluted to tell
   a translated sentence from a neighbour.
 
-Every number of a sentence must appear in a source, in digits or in words (app/number_words.py); a question,
-the question restated without a yes or no,
-and a repeat of an earlier sentence are not claims.
+Every number of a sentence must appear, in digits or in words (app/number_words.py), in the passage it cites;
+a question, the question restated without a yes or no, and a repeat of an earlier sentence are not claims.
 A small model cites loosely; this keeps only citations that hold (at most `MAX_CITATIONS` per sentence, the
 strongest), re-attributes an uncited or wrongly cited sentence to the passage that clearly supports it, and
 drops unsupported sentences. It also paraphrases loosely: with `quote_from`, a kept sentence in the passages'
