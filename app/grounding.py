@@ -22,12 +22,11 @@ words, in its language, next to the model's translation.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from app.citations import MARKER
-from app.number_words import spelled_numbers
+from app.number_words import folded_words, spelled_numbers
 from app.quoting import Quote, answering_quote, choose_quote, enumeration, join_sentences
 from index.sparse import SparseEncoder, detect_language
 
@@ -69,18 +68,13 @@ class GroundedText:
     extracted: bool = False  # no sentence held: the answer is the cited passage's sentence answering the question
 
 
-def _words(text: str) -> list[str]:
-    folded = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
-    return re.findall(r"[a-z0-9]+", "".join(c for c in folded if not unicodedata.combining(c)))
-
-
 def trigram_share(sentence: str, passage: str) -> float:
     """Share of the sentence's word trigrams (accents and case folded) found in the passage: 1.0 = copied."""
-    words = _words(sentence)
+    words = folded_words(sentence)
     grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     if not grams:
         return 0.0
-    have = _words(passage)
+    have = folded_words(passage)
     present = {tuple(have[i:i + 3]) for i in range(len(have) - 2)}
     return sum(g in present for g in grams) / len(grams)
 
@@ -131,6 +125,7 @@ class _Evidence:
     question_terms: set[int]
     passage_terms: dict[int, set[int]]
     passage_numbers: dict[int, set[str]]  # n -> the numbers passage n states, in digits or in words
+    source_numbers: set[str]  # the numbers any passage states
     quote_from: dict[int, str] | None
     question: str = ""
     sentence_cosines: SentenceCosines | None = None
@@ -172,7 +167,8 @@ class _Evidence:
         return cls(sources=sources, encoder=encoder, language=language,
                    question_terms=encoder.terms(question, language) if question else set(),
                    passage_terms={n: encoder.terms(text, language) for n, text in sources.items()},
-                   passage_numbers={n: _source_numbers(text) for n, text in sources.items()},
+                   passage_numbers=(numbers := {n: _source_numbers(text) for n, text in sources.items()}),
+                   source_numbers=set().union(*numbers.values()),
                    quote_from=quote_from, question=question, sentence_cosines=sentence_cosines)
 
 
@@ -223,8 +219,8 @@ def _not_a_claim(claim: str, terms: set[int], evidence: _Evidence, kept_terms: l
     """A question, the question restated (without a yes or no), a repeat, or a number no source holds."""
     echo = (len(terms) >= 2 and len(terms & evidence.question_terms) >= ECHO_SHARE * len(terms)
             and not _YES_NO.match(claim))
-    stated = set().union(*evidence.passage_numbers.values()) if evidence.passage_numbers else set()
-    return claim.endswith("?") or echo or _repeats(terms, kept_terms) or bool(_numbers(claim) - stated)
+    return claim.endswith("?") or echo or _repeats(terms, kept_terms) or bool(_numbers(claim) -
+                                                                              evidence.source_numbers)
 
 
 def _support(terms: set[int], cosine_row: list[float] | None, evidence: _Evidence) -> _Support:

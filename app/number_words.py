@@ -30,12 +30,12 @@ _ONE = {"un", "une", "one"}
 # what a lone "un"/"one" must stand before to be the number 1
 _ONE_BEFORE = {"jour", "mois", "an", "annee", "heure", "semaine", "minute", "seconde", "fois",
                "day", "month", "year", "hour", "week", "second", "time"}
-_WORD = re.compile(r"[a-z]+")
 
 
-def _fold(text: str) -> str:
+def folded_words(text: str) -> list[str]:
+    """The text's words and digit runs, lower-cased and without accents ("Année-civile" -> ["annee", "civile"])."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.findall(r"[a-z0-9]+", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def _value(words: list[str]) -> int | None:
@@ -61,7 +61,7 @@ def _value(words: list[str]) -> int | None:
 
 def spelled_numbers(text: str) -> set[str]:
     """The numbers `text` writes in words, as digit strings ({"24", "1"} for "vingt-quatre mois, un jour")."""
-    words = _WORD.findall(_fold(text).replace("-", " "))
+    words = folded_words(text)
     out: set[str] = set()
     run: list[str] = []
     for w in [*words, ""]:
